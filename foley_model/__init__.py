@@ -1,0 +1,1 @@
+"""foley_model package."""

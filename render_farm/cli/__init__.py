@@ -1,0 +1,64 @@
+"""The `foley` command line. Each command group lives in its own module, registered below.
+
+Every FoleyError becomes one line on stderr and a non-zero exit; tracebacks only with --debug.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from storage.errors import FoleyError
+
+# Modules that define click commands; each exposes `register(group: click.Group) -> None`.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Verbose logs and full tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Foley render farm: turn video into a synchronized stereo foley track."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI, translate errors into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="foley", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("foley: aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"foley: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except FoleyError as exc:
+        if debug:
+            raise
+        click.echo(f"foley: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("foley: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of a CLI
+        if debug:
+            raise
+        click.echo(f"foley: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", err=True)
+        sys.exit(70)

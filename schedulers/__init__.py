@@ -1,0 +1,1 @@
+"""schedulers package."""
