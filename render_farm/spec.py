@@ -1,0 +1,82 @@
+"""The render job spec: every parameter that decides a render's bytes, validated once.
+
+A spec is plain data; `to_params()` is what the job row stores and what the report shows, and
+`from_params()` rebuilds it (a farm worker or `foley audit reproduce` renders from the row).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from render_farm.errors import InvalidInput
+
+STEM_FORMATS = ("wav", "flac", "none")
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int | None = None  # None: the model's default
+    cfg_scale: float | None = None  # None: the model's default
+    model: str = "tiny"  # a registered checkpoint name or a path to a checkpoint directory
+    window_min_s: float = 6.0
+    window_max_s: float = 10.0
+    overlap_s: float = 1.0
+    loudness_lufs: float | None = -23.0  # None: leave loudness as generated
+    true_peak_dbtp: float = -1.0
+    sample_rate_hz: int = 48_000
+    stems: str = "wav"
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> InvalidInput:
+            return InvalidInput(msg)
+
+        if len(self.prompt) > 2000 or len(self.negative_prompt) > 2000:
+            raise bad("prompt is longer than 2000 characters")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise bad(f"seed {self.seed} is outside 0..{MAX_SEED}")
+        if self.steps is not None and not 1 <= self.steps <= 1000:
+            raise bad(f"steps {self.steps} is outside 1..1000")
+        if self.cfg_scale is not None and not (math.isfinite(self.cfg_scale) and 0.0 <= self.cfg_scale <= 30.0):
+            raise bad(f"cfg {self.cfg_scale} is outside 0..30")
+        for name in ("window_min_s", "window_max_s", "overlap_s", "true_peak_dbtp"):
+            if not math.isfinite(getattr(self, name)):
+                raise bad(f"{name} must be a finite number")
+        if not 0.5 <= self.window_min_s <= self.window_max_s <= 60.0:
+            raise bad(f"window length {self.window_min_s}:{self.window_max_s} s must satisfy 0.5 <= MIN <= MAX <= 60")
+        if not 0.0 < self.overlap_s < self.window_min_s / 2 + 1e-9:
+            raise bad(f"overlap {self.overlap_s} s must be above 0 and at most half the minimum window ({self.window_min_s / 2} s)")
+        if self.loudness_lufs is not None and not (math.isfinite(self.loudness_lufs) and -70.0 <= self.loudness_lufs <= -5.0):
+            raise bad(f"loudness {self.loudness_lufs} LUFS is outside -70..-5")
+        if not -20.0 <= self.true_peak_dbtp <= 0.0:
+            raise bad(f"true-peak ceiling {self.true_peak_dbtp} dBTP is outside -20..0")
+        if self.sample_rate_hz not in (44_100, 48_000, 96_000):
+            raise bad(f"delivery sample rate {self.sample_rate_hz} Hz is not one of 44100, 48000, 96000")
+        if self.stems not in STEM_FORMATS:
+            raise bad(f"stems format {self.stems!r} is not one of {', '.join(STEM_FORMATS)}")
+
+    def to_params(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: dict[str, object]) -> "RenderSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = set(params) - known
+        if unknown:
+            raise InvalidInput(f"unknown render parameters: {', '.join(sorted(unknown))}")
+        return cls(**params)  # type: ignore[arg-type]
+
+
+def parse_window_range(text: str) -> tuple[float, float]:
+    """`MIN:MAX` seconds (as `--window-s` takes it) → (min, max)."""
+    lo, sep, hi = text.partition(":")
+    try:
+        if not sep:
+            value = float(text)
+            return value, value
+        return float(lo), float(hi)
+    except ValueError:
+        raise InvalidInput(f"window range {text!r} is not MIN:MAX in seconds") from None
