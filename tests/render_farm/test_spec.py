@@ -1,0 +1,46 @@
+"""The render spec refuses absurd parameters with one clear message and round-trips as params."""
+from __future__ import annotations
+
+import pytest
+
+from render_farm.errors import InvalidInput
+from render_farm.spec import RenderSpec, parse_window_range
+
+
+def test_defaults_round_trip_through_params() -> None:
+    spec = RenderSpec(prompt="two balls bouncing", seed=7, steps=12, cfg_scale=2.5)
+    assert RenderSpec.from_params(spec.to_params()) == spec
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"seed": -1}, "seed"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 100000}, "steps"),
+        ({"cfg_scale": float("nan")}, "cfg"),
+        ({"window_min_s": 12.0, "window_max_s": 8.0}, "window length"),
+        ({"window_max_s": 1e9}, "window length"),
+        ({"overlap_s": 5.0}, "overlap"),
+        ({"overlap_s": 0.0}, "overlap"),
+        ({"loudness_lufs": 12.0}, "loudness"),
+        ({"true_peak_dbtp": 3.0}, "true-peak"),
+        ({"stems": "mp3"}, "stems"),
+        ({"sample_rate_hz": 12345}, "sample rate"),
+    ],
+)
+def test_absurd_parameters_are_refused(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(InvalidInput, match=fragment):
+        RenderSpec(**kwargs)
+
+
+def test_unknown_params_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="unknown"):
+        RenderSpec.from_params({"seed": 1, "speed": 3})
+
+
+def test_window_range_parsing() -> None:
+    assert parse_window_range("6:10") == (6.0, 10.0)
+    assert parse_window_range("8") == (8.0, 8.0)
+    with pytest.raises(InvalidInput):
+        parse_window_range("a:b")
