@@ -14,6 +14,8 @@ from storage.errors import FoleyError
 
 # Modules that define click commands; each exposes `register(group: click.Group) -> None`.
 COMMAND_MODULES: tuple[str, ...] = (
+    "render_farm.cli.db_cmd",
+    "render_farm.cli.probe_cmd",
 )
 
 
