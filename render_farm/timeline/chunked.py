@@ -12,12 +12,12 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-StageFn = Callable[[np.ndarray], np.ndarray]
+StageFn = Callable[[np.ndarray, int], np.ndarray]  # (frames, absolute index of frames[0])
 
 
 @dataclass(frozen=True)
 class Stage:
-    fn: StageFn  # (T, ...) → (T * factor, ...)
+    fn: StageFn  # (T, ...), start → (T * factor, ...); start lets a stage fetch side inputs by position
     context: int  # input frames of context needed on each side
     factor: int = 1  # output frames per input frame
     name: str = "stage"
@@ -50,7 +50,7 @@ class StreamingStage:
             hi = b + st.context if not final else min(b + st.context, self._n_in)
             assert self._buf is not None
             x = self._buf[lo - self._buf_start : hi - self._buf_start]
-            y = st.fn(x)
+            y = st.fn(x, lo)
             assert y.shape[0] == x.shape[0] * st.factor, f"{st.name}: {x.shape=} {y.shape=} {st.factor=}"
             yield y[(a - lo) * st.factor : (b - lo) * st.factor]
             self._done = b
@@ -71,8 +71,12 @@ class StreamingStage:
 
 
 def run_chunked(stages: list[Stage], chunks: Iterable[np.ndarray], chunk_frames: int = 512) -> Iterator[np.ndarray]:
-    """Cascade streaming stages: the output of each feeds the next."""
-    streams = [StreamingStage(s, chunk_frames) for s in stages]
+    """Cascade streaming stages: the output of each feeds the next. `chunk_frames` counts the first
+    stage's input frames; later stages chunk the same span of time (scaled by earlier factors)."""
+    streams, scale = [], 1
+    for s in stages:
+        streams.append(StreamingStage(s, chunk_frames * scale))
+        scale *= s.factor
 
     def feed(level: int, x: np.ndarray) -> Iterator[np.ndarray]:
         if level == len(streams):

@@ -1,0 +1,94 @@
+"""Low-resolution constant-frame-rate H.264 proxies: what GPU workers fetch instead of the master.
+
+A proxy is the source decoded by `iter_frames` at `fps` (so frame k is the source frame on screen
+at k / fps, VFR and rotation resolved), scaled so its short side is `short_side_px` (even sizes,
+never upscaled past the source), encoded with libx264 single-threaded, no B-frames, fixed GOP
+and bitexact flags, so the same source gives the same proxy bytes. Frame k has pts k / fps from 0,
+so decoding the proxy at fps — or at any rate dividing it, e.g. 8 fps from a 24 fps proxy — picks
+exactly the source frames decoding the master at that rate picks.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+from render_farm.errors import InvalidInput
+from render_farm.media.atomic import atomic_path
+from render_farm.media.frames import iter_frames
+from render_farm.media.inputs import describe_av_error
+from render_farm.media.probe import probe
+from render_farm.timeline.latent_time import Number, exact
+
+log = logging.getLogger(__name__)
+
+PROXY_CRF = 26
+PROXY_PRESET = "veryfast"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    path: str
+    width: int
+    height: int
+    fps: Fraction
+    num_frames: int
+
+
+def proxy_size(display_width: int, display_height: int, short_side_px: int) -> tuple[int, int]:
+    """(width, height), both even and never above the source's, short side `short_side_px`."""
+    assert display_width > 0 and display_height > 0 and short_side_px >= 2, f"{display_width=} {display_height=} {short_side_px=}"
+    short = min(display_width, display_height)
+    target = min(short_side_px, short)
+    scale = Fraction(target, short)
+
+    def even(x: Fraction, limit: int) -> int:
+        nearest = math.floor(x / 2 + Fraction(1, 2)) * 2  # halves round up
+        return max(2, min(nearest, limit - limit % 2))
+
+    return even(display_width * scale, display_width), even(display_height * scale, display_height)
+
+
+def make_proxy(src: str | os.PathLike[str], dst: str | os.PathLike[str], fps: Number = 24, short_side_px: int = 144) -> Proxy:
+    """Write the proxy of src to dst (an .mp4), atomically. Returns what was written."""
+    src_path, dst_path = os.fspath(src), os.fspath(dst)
+    if os.path.splitext(dst_path)[1].lower() not in (".mp4", ".m4v", ".mov"):
+        raise InvalidInput(f"{dst_path}: a proxy is an .mp4 file")
+    rate = exact(fps)
+    info = probe(src_path)
+    width, height = proxy_size(info.video.display_width, info.video.display_height, short_side_px)
+    count = 0
+    with atomic_path(dst_path) as tmp:
+        try:
+            out = av.open(tmp, mode="w", format="mp4", container_options={"movflags": "+faststart", "fflags": "+bitexact"})
+        except av.FFmpegError as exc:
+            raise InvalidInput(f"{dst_path}: cannot write ({describe_av_error(exc)})") from exc
+        try:
+            stream = out.add_stream("libx264", rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.time_base = 1 / rate
+            stream.codec_context.gop_size = max(1, round(2 * rate))
+            stream.codec_context.thread_count = 1
+            stream.codec_context.options = {
+                "preset": PROXY_PRESET, "crf": str(PROXY_CRF), "bf": "0", "threads": "1", "flags": "+bitexact",
+                "x264-params": "scenecut=0",
+            }
+            for frame in iter_frames(src_path, rate, (width, height)):
+                picture = av.VideoFrame.from_ndarray(frame.rgb, format="rgb24")
+                picture.pts = frame.index
+                picture.time_base = 1 / rate
+                for packet in stream.encode(picture):
+                    out.mux(packet)
+                count += 1
+            for packet in stream.encode(None):
+                out.mux(packet)
+        except av.FFmpegError as exc:
+            raise InvalidInput(f"{dst_path}: proxy encoding failed ({describe_av_error(exc)})") from exc
+        finally:
+            out.close()
+    log.info("proxy %s: %sx%s at %s fps, %s frames from %s", dst_path, width, height, rate, count, src_path)
+    return Proxy(dst_path, width, height, rate, count)
