@@ -6,7 +6,7 @@ A spec is plain data; `to_params()` is what the job row stores and what the repo
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from render_farm.errors import InvalidInput
 
@@ -22,13 +22,14 @@ class RenderSpec:
     steps: int | None = None  # None: the model's default
     cfg_scale: float | None = None  # None: the model's default
     model: str = "tiny"  # a registered checkpoint name or a path to a checkpoint directory
-    window_min_s: float = 6.0
-    window_max_s: float = 10.0
-    overlap_s: float = 1.0
+    window_min_s: float | None = None  # None: the model's trained window range
+    window_max_s: float | None = None
+    overlap_s: float | None = None
     loudness_lufs: float | None = -23.0  # None: leave loudness as generated
     true_peak_dbtp: float = -1.0
     sample_rate_hz: int = 48_000
     stems: str = "wav"
+    batch_windows: int = 4  # windows rendered together; part of the plan, so part of the result
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> InvalidInput:
@@ -43,20 +44,36 @@ class RenderSpec:
         if self.cfg_scale is not None and not (math.isfinite(self.cfg_scale) and 0.0 <= self.cfg_scale <= 30.0):
             raise bad(f"cfg {self.cfg_scale} is outside 0..30")
         for name in ("window_min_s", "window_max_s", "overlap_s", "true_peak_dbtp"):
-            if not math.isfinite(getattr(self, name)):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
                 raise bad(f"{name} must be a finite number")
-        if not 0.5 <= self.window_min_s <= self.window_max_s <= 60.0:
+        if (self.window_min_s is None) != (self.window_max_s is None):
+            raise bad("give both ends of the window range or neither")
+        if self.window_min_s is not None and not 0.5 <= self.window_min_s <= self.window_max_s <= 60.0:  # type: ignore[operator]
             raise bad(f"window length {self.window_min_s}:{self.window_max_s} s must satisfy 0.5 <= MIN <= MAX <= 60")
-        if not 0.0 < self.overlap_s < self.window_min_s / 2 + 1e-9:
-            raise bad(f"overlap {self.overlap_s} s must be above 0 and at most half the minimum window ({self.window_min_s / 2} s)")
+        if self.overlap_s is not None and self.overlap_s <= 0.0:
+            raise bad(f"overlap {self.overlap_s} s must be above 0")
+        if (self.overlap_s is not None and self.window_min_s is not None
+                and self.overlap_s > self.window_min_s / 2 + 1e-9):
+            raise bad(f"overlap {self.overlap_s} s must be at most half the minimum window ({self.window_min_s / 2} s)")
         if self.loudness_lufs is not None and not (math.isfinite(self.loudness_lufs) and -70.0 <= self.loudness_lufs <= -5.0):
             raise bad(f"loudness {self.loudness_lufs} LUFS is outside -70..-5")
         if not -20.0 <= self.true_peak_dbtp <= 0.0:
             raise bad(f"true-peak ceiling {self.true_peak_dbtp} dBTP is outside -20..0")
         if self.sample_rate_hz not in (44_100, 48_000, 96_000):
             raise bad(f"delivery sample rate {self.sample_rate_hz} Hz is not one of 44100, 48000, 96000")
+        if not 1 <= self.batch_windows <= 256:
+            raise bad(f"batch of {self.batch_windows} windows is outside 1..256")
         if self.stems not in STEM_FORMATS:
             raise bad(f"stems format {self.stems!r} is not one of {', '.join(STEM_FORMATS)}")
+
+    def resolved(self, *, steps: int, cfg_scale: float, window_s: tuple[float, float], overlap_s: float) -> "RenderSpec":
+        """The spec with the model's defaults filled in, so the stored params say everything."""
+        wmin, wmax = (self.window_min_s, self.window_max_s) if self.window_min_s is not None else window_s
+        return replace(self, steps=self.steps if self.steps is not None else steps,
+                       cfg_scale=self.cfg_scale if self.cfg_scale is not None else cfg_scale,
+                       window_min_s=wmin, window_max_s=wmax,
+                       overlap_s=self.overlap_s if self.overlap_s is not None else min(overlap_s, wmin / 2))
 
     def to_params(self) -> dict[str, object]:
         return asdict(self)

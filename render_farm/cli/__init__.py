@@ -14,8 +14,11 @@ from storage.errors import FoleyError
 
 # Modules that define click commands; each exposes `register(group: click.Group) -> None`.
 COMMAND_MODULES: tuple[str, ...] = (
+    "render_farm.cli.render_cmd",
+    "render_farm.cli.demo_cmd",
     "render_farm.cli.db_cmd",
     "render_farm.cli.probe_cmd",
+    "render_farm.cli.model_cmd",
 )
 
 

@@ -20,8 +20,9 @@ def test_defaults_round_trip_through_params() -> None:
         ({"steps": 100000}, "steps"),
         ({"cfg_scale": float("nan")}, "cfg"),
         ({"window_min_s": 12.0, "window_max_s": 8.0}, "window length"),
-        ({"window_max_s": 1e9}, "window length"),
-        ({"overlap_s": 5.0}, "overlap"),
+        ({"window_min_s": 1.0, "window_max_s": 1e9}, "window length"),
+        ({"overlap_s": 5.0, "window_min_s": 6.0, "window_max_s": 8.0}, "overlap"),
+        ({"window_min_s": 6.0}, "window range"),
         ({"overlap_s": 0.0}, "overlap"),
         ({"loudness_lufs": 12.0}, "loudness"),
         ({"true_peak_dbtp": 3.0}, "true-peak"),
@@ -44,3 +45,8 @@ def test_window_range_parsing() -> None:
     assert parse_window_range("8") == (8.0, 8.0)
     with pytest.raises(InvalidInput):
         parse_window_range("a:b")
+
+
+def test_resolved_fills_in_model_defaults_only() -> None:
+    spec = RenderSpec(steps=7).resolved(steps=10, cfg_scale=3.0, window_s=(3.0, 4.0), overlap_s=1.0)
+    assert (spec.steps, spec.cfg_scale, spec.window_min_s, spec.window_max_s, spec.overlap_s) == (7, 3.0, 3.0, 4.0, 1.0)

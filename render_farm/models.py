@@ -1,0 +1,159 @@
+"""The model as the render steps see it: load once per process, render a batch of windows to
+latents, and the chunkable decode stages (Mel-VAE → Mono2Stereo → vocoder) for assembly.
+
+Window results are stored as one array per window: the standardised latents (T, C) followed by
+the stereo position cues of its 2T mel frames folded to the latent rate (T, 4·cols), so the same
+crossfade stitches both and assembly needs no second pass over the video.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from render_farm.errors import InvalidInput, NotFound
+from render_farm.spec import RenderSpec
+from render_farm.timeline.chunked import Stage
+
+log = logging.getLogger(__name__)
+
+CHUNK_LATENT_FRAMES = 256  # assembly chunk; any value gives the same bytes
+
+
+@dataclass(frozen=True)
+class WindowInput:
+    frames: np.ndarray  # (Tf, H, W, 3) uint8 at 24 fps
+    frames_t0_s: float  # time of frames[0]
+    start_s: float  # window start (absolute)
+    num_latent_frames: int
+    start_frame: int
+
+
+class ModelHandle:
+    """A loaded checkpoint and everything the pipeline asks of it."""
+
+    def __init__(self, name: str, sha256: str, model, path: Path | None = None) -> None:
+        self.name, self.sha256, self.model, self.path = name, sha256, model, path
+        cfg = model.cfg
+        self.cfg = cfg
+        self.sample_rate_hz: int = cfg.audio.sample_rate_hz
+        self.latent_rate_hz = Fraction(cfg.audio.sample_rate_hz, cfg.audio.hop * cfg.vae.time_compression)
+        self.latent_channels: int = cfg.vae.latent_channels
+        self.cue_columns: int = cfg.stereo.cue_columns
+        self.frame_size: tuple[int, int] = (cfg.encoders.frame_size * 2, cfg.encoders.frame_size * 2)
+        self.samples_per_latent: int = cfg.samples_per_latent
+        model.eval()
+
+    # ------------------------------------------------------------------ planning
+    def resolve(self, spec: RenderSpec) -> RenderSpec:
+        """Fill the spec's open parameters with this model's defaults (trained window length)."""
+        trained = float(self.cfg.window_s)
+        return spec.resolved(steps=self.cfg.sampling.steps, cfg_scale=self.cfg.sampling.cfg_scale,
+                             window_s=(max(0.5, round(trained * 0.75, 3)), trained), overlap_s=round(trained / 4, 3))
+
+    # ------------------------------------------------------------------ render
+    @property
+    def result_channels(self) -> int:
+        return self.latent_channels + 4 * self.cue_columns
+
+    @torch.inference_mode()
+    def render_latents(self, inputs: Sequence[WindowInput], noises: Sequence[np.ndarray], spec: RenderSpec) -> list[np.ndarray]:
+        """One padded batch → per window (T, C + 4·cols) float32: latents then folded stereo cues."""
+        T = max(w.num_latent_frames for w in inputs)
+        Tf = max(w.frames.shape[0] for w in inputs)
+        frames = np.stack([np.concatenate([w.frames, np.repeat(w.frames[-1:], Tf - len(w.frames), 0)]) for w in inputs])
+        rate = float(self.latent_rate_hz)
+        cond = self.model.prepare_conditions(
+            torch.from_numpy(frames), [spec.prompt] * len(inputs),
+            start_s=[w.start_s for w in inputs],
+            duration_s=[w.num_latent_frames / rate for w in inputs],
+            frames_start_s=[w.frames_t0_s for w in inputs],
+            num_latent_frames=T)
+        noise = torch.zeros(len(inputs), T, self.latent_channels)
+        for i, n in enumerate(noises):
+            noise[i, : n.shape[0]] = torch.from_numpy(n)
+        negative = [spec.negative_prompt] * len(inputs) if spec.negative_prompt else None
+        lat = self.model.sample_latents(cond, noise, steps=spec.steps, cfg_scale=spec.cfg_scale, negative_prompt=negative)
+        cues = cond.cues  # (B, 2 cols, 2T)
+        out = []
+        for i, w in enumerate(inputs):
+            n = w.num_latent_frames
+            folded = cues[i, :, : 2 * n].T.reshape(n, 4 * self.cue_columns)  # (T, 2 mel frames × 2 cols)
+            out.append(torch.cat([lat[i, :n], folded], dim=1).float().numpy())
+        return out
+
+    # ------------------------------------------------------------------ assemble
+    def decode_stages(self) -> list[Stage]:
+        """Chunkable stages: (T, C + 4 cols) → (2T, M + 2 cols) → (2T, 2M) → (2T·hop, 2) samples."""
+        m, C, cols = self.model, self.latent_channels, self.cue_columns
+        n_mels, hop = self.cfg.audio.n_mels, self.cfg.audio.hop
+
+        @torch.inference_mode()
+        def vae(x: np.ndarray, start: int) -> np.ndarray:
+            t = torch.from_numpy(np.ascontiguousarray(x))
+            mel = m.decode_mel(t[None, :, :C])[0]  # (M, 2T)
+            cues = t[:, C:].reshape(-1, 2 * cols)  # (2T, 2 cols)
+            return torch.cat([mel.T, cues], dim=1).numpy()
+
+        @torch.inference_mode()
+        def stereo(x: np.ndarray, start: int) -> np.ndarray:
+            t = torch.from_numpy(np.ascontiguousarray(x)).T[None]  # (1, M + 2 cols, Tm)
+            st = m.to_stereo(t[:, :n_mels], t[:, n_mels:])[0]  # (2, M, Tm)
+            return st.reshape(2 * n_mels, -1).T.numpy()  # (Tm, 2M)
+
+        @torch.inference_mode()
+        def vocode(x: np.ndarray, start: int) -> np.ndarray:
+            t = torch.from_numpy(np.ascontiguousarray(x)).T.reshape(2, n_mels, -1)[None]  # (1, 2, M, Tm)
+            wave = m.vocode(t, frame_offset=start)[0]  # (2, Tm·hop)
+            return wave.T.numpy()
+
+        voc = m.vocoder()
+        return [
+            Stage(vae, context=m.vae.receptive_field, factor=self.cfg.vae.time_compression, name="mel-vae"),
+            Stage(stereo, context=m.stereo.receptive_field, factor=1, name="mono2stereo"),
+            Stage(vocode, context=voc.receptive_field, factor=hop, name="vocoder"),
+        ]
+
+
+def shipped_checkpoints() -> dict[str, Path]:
+    """Checkpoints that ship inside the package, by name."""
+    from foley_model.checkpoint import default_checkpoint_path
+
+    path = Path(default_checkpoint_path())
+    return {"tiny": path}
+
+
+def resolve_model_path(name_or_path: str) -> tuple[str, Path]:
+    shipped = shipped_checkpoints()
+    if name_or_path in shipped:
+        return name_or_path, shipped[name_or_path]
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path.name, path
+    raise NotFound(f"model {name_or_path!r}: not a shipped model ({', '.join(sorted(shipped))}) nor a checkpoint path")
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(name_or_path: str) -> ModelHandle:
+    """Load a checkpoint once per process (verified against its card's SHA-256)."""
+    from foley_model.checkpoint import load_checkpoint
+    from foley_model.errors import CheckpointError
+
+    name, path = resolve_model_path(name_or_path)
+    try:
+        model, card = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise InvalidInput(f"model {name_or_path}: {exc}") from None
+    torch.set_grad_enabled(False)
+    log.info("loaded model %s from %s (sha256 %s)", name, path, card["sha256"][:12])
+    return ModelHandle(card.get("variant", name) if name == path.name else name, card["sha256"], model, path)
+
+
+def model_for_spec(spec: RenderSpec) -> ModelHandle:
+    return load_model(spec.model)

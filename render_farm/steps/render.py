@@ -1,0 +1,136 @@
+"""Render one planned batch of windows (GPU queue): conditions from the proxy's frames, the
+timeline noise of each window, the sampler, latents to the store under deterministic keys.
+
+The whole batch is always computed together, exactly as planned, even when some of its windows
+are already done (a retry after a crash): batch composition changes floating-point sums, and the
+result must not depend on who rendered what or how often.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import time
+from fractions import Fraction
+
+import numpy as np
+
+from render_farm.context import StepContext
+from render_farm.media.frames import iter_frames
+from render_farm.models import WindowInput, model_for_spec
+from render_farm.spec import RenderSpec
+from render_farm.steps import STEP_ASSEMBLE
+from render_farm.steps.keys import latents_key, proxy_key
+from render_farm.timeline.latent_time import frame_to_seconds
+from render_farm.timeline.noise import timeline_noise
+from schedulers.base import StepCall
+from storage.db import unit_of_work
+from storage.errors import FoleyError
+from storage.models import ArtifactKind, JobState, WindowState, utcnow
+from storage.repos import ArtifactRepo, EventRepo, JobRepo, WindowRepo
+
+log = logging.getLogger(__name__)
+
+SYNC_FPS = 24
+
+
+def latents_to_bytes(latents: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(latents, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def latents_from_bytes(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[int, int], video_end_s: float) -> tuple[np.ndarray, Fraction]:
+    """Frames at 24 fps covering [start_s, end_s): (T, H, W, 3) uint8 and the time of frame 0.
+
+    Frame k shows the picture at t0 + k/24 with t0 = floor(start_s·24)/24; past the end of the
+    video the last picture is held, so every window gets frames for all its latent frames.
+    """
+    k0 = int(start_s * SYNC_FPS)  # floor
+    k1 = -(-end_s.numerator * SYNC_FPS // end_s.denominator)  # ceil(end_s * 24)
+    t0 = Fraction(k0, SYNC_FPS)
+    stop = min(Fraction(k1, SYNC_FPS), Fraction(video_end_s))
+    frames = [f.rgb for f in iter_frames(proxy_path, SYNC_FPS, size, start_s=t0, end_s=stop)] if stop > t0 else []
+    if not frames:
+        # A window beyond the last decodable frame: hold the last picture of the video.
+        tail = [f.rgb for f in iter_frames(proxy_path, SYNC_FPS, size, start_s=max(Fraction(0), stop - Fraction(1, SYNC_FPS)))]
+        frames = tail[-1:] if tail else [np.zeros((size[1], size[0], 3), np.uint8)]
+    while len(frames) < k1 - k0:
+        frames.append(frames[-1])
+    return np.stack(frames[: k1 - k0]), t0
+
+
+def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
+    t_start = time.perf_counter()
+    now = utcnow()
+    with unit_of_work(ctx.sessions) as s:
+        job = JobRepo(s).get(job_id)
+        if job.state is not JobState.RENDERING:
+            log.info("job %s batch %d: job is %s, nothing to do", job_id, batch_index, job.state.value)
+            return
+        windows = list(WindowRepo(s).list_for_batch(job_id, batch_index))
+        repo = WindowRepo(s)
+        mine = [w.id for w in windows if repo.claim(w.id, ctx.worker, ctx.lease_s, now, worker_host=ctx.host, device=ctx.device)]
+        spec = RenderSpec.from_params(job.params)
+        seed, input_sha, duration_rows = job.seed, job.input_sha256, job.windows_total
+        plan = [(w.id, w.index, w.start_frame, w.end_frame) for w in windows]
+    if not mine:
+        log.info("job %s batch %d: every window is done or taken", job_id, batch_index)
+        return
+    try:
+        latents = _render(ctx, job_id, spec, seed, input_sha, plan)
+    except Exception as exc:
+        with unit_of_work(ctx.sessions) as s:
+            states = [WindowRepo(s).fail(wid, ctx.worker, f"{type(exc).__name__}: {exc}") for wid in mine]
+            EventRepo(s).append("batch.failed", job_id=job_id, actor=ctx.worker,
+                                payload={"batch": batch_index, "error": str(exc)[:500]})
+        if any(st is WindowState.FAILED for st in states):
+            from render_farm.steps.ingest import fail_job
+
+            fail_job(ctx, job_id, f"window batch {batch_index} failed after its last attempt: {exc}")
+        raise
+    last = False
+    with unit_of_work(ctx.sessions) as s:
+        repo, jobs, arts = WindowRepo(s), JobRepo(s), ArtifactRepo(s)
+        for (wid, index, start, end), lat in zip(plan, latents):
+            if wid not in mine:
+                continue
+            info = ctx.store.put(latents_key(job_id, index), latents_to_bytes(lat))
+            arts.add(job_id, ArtifactKind.LATENTS, key=info.key, uri=ctx.store.uri(info.key), sha256=info.sha256,
+                     size_bytes=info.size_bytes, window_id=wid, meta={"frames": [start, end]})
+            if repo.complete(wid, ctx.worker, info.key, info.sha256):
+                last = jobs.count_window_done_and_maybe_assemble(job_id) or last
+        wall = time.perf_counter() - t_start
+        EventRepo(s).append("batch.done", job_id=job_id, actor=ctx.worker, payload={
+            "batch": batch_index, "windows": [p[1] for p in plan if p[0] in mine], "host": ctx.host,
+            "device": ctx.device, "wall_s": round(wall, 3)})
+        done, total = jobs.get(job_id).windows_done, jobs.get(job_id).windows_total
+    ctx.record_stage(job_id, "render", time.perf_counter() - t_start)
+    ctx.report_progress(job_id, "render", done, total)
+    if last:
+        ctx.executor.submit(StepCall(STEP_ASSEMBLE, (job_id,), queue="cpu"))
+
+
+def _render(ctx: StepContext, job_id: str, spec: RenderSpec, seed: int, input_sha: str | None,
+            plan: list[tuple[str, int, int, int]]) -> list[np.ndarray]:
+    model = model_for_spec(spec)
+    assert input_sha is not None, f"job {job_id} has no input hash: ingest did not finish"
+    proxy = ctx.scratch_dir / "proxies" / f"{input_sha}.mp4"
+    if not proxy.exists():
+        proxy.parent.mkdir(parents=True, exist_ok=True)
+        ctx.store.get_file(proxy_key(input_sha), proxy)
+    from render_farm.media.probe import probe
+
+    video_end_s = probe(proxy).duration_s
+    rate = model.latent_rate_hz
+    inputs, noises = [], []
+    for _wid, _index, start, end in plan:
+        start_s, end_s = frame_to_seconds(start, rate), frame_to_seconds(end, rate)
+        frames, t0 = window_frames(proxy, start_s, end_s, model.frame_size, video_end_s)
+        inputs.append(WindowInput(frames=frames, frames_t0_s=float(t0), start_s=float(start_s),
+                                  num_latent_frames=end - start, start_frame=start))
+        noises.append(timeline_noise(seed, start, end, model.latent_channels))
+    return model.render_latents(inputs, noises, spec)
