@@ -15,7 +15,7 @@ def _conv_stage(seed: int, context: int, factor: int) -> Stage:
     k = 2 * context + 1
     w = torch.randn(3, 3, k, generator=g) * 0.3
 
-    def fn(x: np.ndarray) -> np.ndarray:
+    def fn(x: np.ndarray, start: int = 0) -> np.ndarray:
         t = torch.from_numpy(x.T[None].astype(np.float32))  # (1, C, T)
         y = torch.nn.functional.conv1d(t, w, padding=context)  # (1, C, T)
         y = y.repeat_interleave(factor, dim=2)  # (1, C, T*factor)
