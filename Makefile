@@ -37,7 +37,7 @@ services-down:
 	scripts/services.sh stop
 
 bench: venv
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/media_bench.py && $(BIN)/python bench/render_bench.py realtime
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis *.egg-info

@@ -26,7 +26,17 @@ class ProgressSink(Protocol):
 
 
 def peak_rss_mb() -> float:
-    """High-water mark of this process's resident memory, in MiB (Linux reports KiB)."""
+    """High-water mark of this process's resident memory in MiB.
+
+    Reads VmHWM (it belongs to the current program image), because ru_maxrss survives exec and
+    would report the parent's size for a process started by a large parent."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
