@@ -19,18 +19,22 @@ COMMAND_MODULES: tuple[str, ...] = (
     "render_farm.cli.db_cmd",
     "render_farm.cli.probe_cmd",
     "render_farm.cli.model_cmd",
+    "render_farm.cli.history_cmd",
 )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Verbose logs and full tracebacks.")
+@click.option("--debug", is_flag=True, help="Debug logs and full tracebacks.")
+@click.option("-v", "--verbose", count=True, help="Log warnings (-v) or progress details (-vv) on stderr.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
     """Foley render farm: turn video into a synchronized stereo foley track."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    # Quiet by default: a failure is reported as one line by main(), not by log records.
+    level = logging.DEBUG if debug else {0: logging.ERROR, 1: logging.WARNING}.get(verbose, logging.INFO)
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

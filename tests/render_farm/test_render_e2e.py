@@ -122,3 +122,25 @@ def test_bad_input_gets_one_line(toy, tmp_path: Path, args: list[str], fragment:
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr and fragment in lines[0]
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize(
+    "env, fragment",
+    [
+        ({"FOLEY_DATABASE_URL": "postgresql://farm:secret@127.0.0.1:1/foley"}, "cannot reach database"),
+        ({"FOLEY_STORE": "s3://bucket/prefix", "FOLEY_S3_ENDPOINT_URL": "http://127.0.0.1:1",
+          "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}, "cannot reach S3 endpoint"),
+    ],
+)
+def test_unreachable_services_get_one_line(toy, tmp_path: Path, env: dict, fragment: str) -> None:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("FOLEY_")}
+    full.update(env, FOLEY_DATA_DIR=str(tmp_path / "state"))
+    args = ["render", str(toy.path), "-o", str(tmp_path / "out.mp4"), "-q"]
+    if os.environ.get("FOLEY_TEST_MODEL"):
+        args += ["--model", os.environ["FOLEY_TEST_MODEL"]]
+    proc = subprocess.run(FOLEY + args, capture_output=True, text=True, env=full, timeout=300)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0], proc.stderr
+    assert "secret" not in proc.stderr
+    assert not (tmp_path / "out.mp4").exists()
