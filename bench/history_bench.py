@@ -4,10 +4,11 @@
 
 Creates a scratch database on the server, migrates it, bulk-loads `--jobs` jobs with COPY
 (a year of history over 40 projects, 25 users, 3 models, mostly done), runs ANALYZE, then times
-each case `--repeats` times: open a unit of work, HistoryRepo.list_jobs, format the page as a
-table and as JSON (what `foley history` does after parsing its options). Prints, in milliseconds,
-the first (cold) run and the warm median/p95 of the whole page, the warm medians of the query
-(list_jobs, ORM rows included) and of the formatting, and the index the plan uses. The scratch
+each case `--repeats` times: open a unit of work, HistoryRepo.list_jobs and output_sha256s, format
+the page as a table and as JSON (what `foley history` does after parsing its options). Prints, in milliseconds,
+the first (cold) run and the warm median/p95 of the whole page, the warm medians of the queries
+(ORM rows included) and of the formatting, and the index the plan uses with the
+server-side execution time of one EXPLAIN ANALYZE. The scratch
 database is dropped at the end unless --keep.
 """
 from __future__ import annotations
@@ -71,7 +72,8 @@ def load_jobs(url: str, n: int, seed: int = 0) -> float:
 
 
 def plan_index(url: str, run: Callable[[], object]) -> str:
-    """The index names in the EXPLAIN of the jobs query `run` issues (and whether it sorts)."""
+    """The index names in the plan of the jobs query `run` issues (and whether it sorts), and the
+    server's execution time from EXPLAIN ANALYZE."""
     engine = make_engine(url)
     captured: list[tuple[str, object]] = []
 
@@ -86,11 +88,13 @@ def plan_index(url: str, run: Callable[[], object]) -> str:
         event.remove(engine.__class__, "before_cursor_execute", grab)
     statement, parameters = captured[-1]
     with engine.connect() as conn:
-        lines = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters)]  # type: ignore[arg-type]
+        rows = conn.exec_driver_sql("EXPLAIN ANALYZE " + statement, parameters)  # type: ignore[arg-type]
+        lines = [r[0] for r in rows]
     engine.dispose()
     used = sorted({word for line in lines for word in line.replace("(", " ").split() if word.startswith("ix_")})
     sort = " + Sort" if any("Sort" in line for line in lines) else ""
-    return (", ".join(used) or "seq scan") + sort
+    server_ms = next((line.split(":")[1].strip() for line in lines if line.startswith("Execution Time")), "?")
+    return f"{', '.join(used) or 'seq scan'}{sort} (server {server_ms})"
 
 
 def main() -> None:
@@ -103,6 +107,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.pg_url:
         parser.error("give --pg-url or set FOLEY_TEST_PG_URL")
+    if args.repeats < 2:
+        parser.error("--repeats must be at least 2 (the first run is reported apart)")
 
     server = normalize_url(args.pg_url)
     name = f"foley_history_bench_{uuid.uuid4().hex[:8]}"
@@ -131,17 +137,20 @@ def main() -> None:
             ("--state queued (rare)", JobFilter(states=(JobState.QUEUED,)), None),
             ("page after a cursor half-way down", JobFilter(), deep),
         ]
-        print(f"page of {args.limit} jobs: unit of work + list_jobs + table and JSON formatting; "
+        print(f"page of {args.limit} jobs: unit of work + list_jobs + output_sha256s + table and JSON formatting; "
               f"{args.repeats} runs each")
-        print(f"{'case':42} {'rows':>4} {'first ms':>9} {'median ms':>10} {'p95 ms':>8} {'query':>7} {'format':>7}  plan")
+        print(f"{'case':42} {'rows':>4} {'first ms':>9} {'median ms':>10} {'p95 ms':>8} "
+              f"{'query':>7} {'format':>7}  plan")
         for label, filters, cursor in cases:
             def page(filters: JobFilter = filters, cursor: JobCursor | None = cursor) -> tuple[int, float, float]:
                 with unit_of_work(sessions) as s:
                     started = time.perf_counter()
-                    result = HistoryRepo(s).list_jobs(filters, limit=args.limit, cursor=cursor)
+                    history = HistoryRepo(s)
+                    result = history.list_jobs(filters, limit=args.limit, cursor=cursor)
+                    outputs = history.output_sha256s([j.id for j in result.jobs])
                     queried = time.perf_counter()
                     format_jobs(result.jobs, "table")
-                    format_jobs(result.jobs, "json")
+                    format_jobs(result.jobs, "json", outputs)
                     return len(result.jobs), queried - started, time.perf_counter() - queried
 
             totals_ms: list[float] = []
@@ -157,7 +166,7 @@ def main() -> None:
             warm = sorted(totals_ms[1:]) or totals_ms
             p95 = warm[min(len(warm) - 1, int(round(0.95 * (len(warm) - 1))))]
             print(f"{label:42} {rows:>4} {totals_ms[0]:>9.2f} {statistics.median(warm):>10.2f} {p95:>8.2f} "
-                  f"{statistics.median(query_ms[1:] or query_ms):>7.2f} {statistics.median(format_ms[1:] or format_ms):>7.2f}"
+                  f"{statistics.median(query_ms[1:]):>7.2f} {statistics.median(format_ms[1:]):>7.2f}"
                   f"  {plan_index(url, page)}")
         engine.dispose()
     finally:

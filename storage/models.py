@@ -163,10 +163,14 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
+    # Every index ends in (created_at, id): `foley history` lists newest first with a keyset
+    # cursor on (created_at, id), so each filter reads one index range in order, no sort.
     __table_args__ = (
-        Index(None, "state"),
-        Index(None, "project"),
-        Index(None, "created_at"),
+        Index(None, "created_at", "id"),
+        Index(None, "project", "created_at", "id"),
+        Index(None, "submitted_by", "created_at", "id"),
+        Index(None, "model_name", "created_at", "id"),
+        Index(None, "state", "created_at", "id"),
     )
 
     def __repr__(self) -> str:
@@ -240,7 +244,8 @@ class Artifact(Base):
 class Event(Base):
     """One entry of the append-only audit log, chained by SHA-256 to the entry before it.
 
-    No foreign keys: the audit trail outlives the jobs and windows it mentions.
+    No foreign keys: the audit trail outlives the jobs and windows it mentions. On a migrated
+    database, triggers refuse UPDATE and DELETE on this table (revision 0002).
     """
 
     __tablename__ = "events"

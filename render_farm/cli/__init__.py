@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "render_farm.cli.probe_cmd",
     "render_farm.cli.model_cmd",
     "render_farm.cli.history_cmd",
+    "render_farm.cli.farm_cmd",
 )
 
 

@@ -7,6 +7,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+import migrations
 from render_farm.cli import db_cmd
 
 
@@ -21,13 +22,14 @@ def _foley() -> click.Group:
 
 def test_db_commands_round_trip(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli' / 'farm.db'}"
+    head = migrations.head()
     runner = CliRunner()
     result = runner.invoke(_foley(), ["db", "current", "--url", url])
     assert result.exit_code == 0 and "at base" in result.output, result.output
     result = runner.invoke(_foley(), ["db", "upgrade", "--url", url])
-    assert result.exit_code == 0 and "at 0001" in result.output, result.output
+    assert result.exit_code == 0 and f"at {head}" in result.output, result.output
     result = runner.invoke(_foley(), ["db", "current", "--url", url])
-    assert result.exit_code == 0 and "at 0001 (head 0001)" in result.output, result.output
+    assert result.exit_code == 0 and f"at {head} (head {head})" in result.output, result.output
     result = runner.invoke(_foley(), ["db", "downgrade", "base", "--url", url])
     assert result.exit_code == 0 and "at base" in result.output, result.output
 
