@@ -6,9 +6,7 @@ memory stays flat however long the video is.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Iterator

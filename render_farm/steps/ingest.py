@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from render_farm.context import StepContext
 from render_farm.inputs import materialize_input

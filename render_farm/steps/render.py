@@ -24,7 +24,6 @@ from render_farm.timeline.latent_time import frame_to_seconds
 from render_farm.timeline.noise import timeline_noise
 from schedulers.base import StepCall
 from storage.db import unit_of_work
-from storage.errors import FoleyError
 from storage.models import ArtifactKind, JobState, WindowState, utcnow
 from storage.repos import ArtifactRepo, EventRepo, JobRepo, WindowRepo
 
@@ -75,7 +74,7 @@ def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
         repo = WindowRepo(s)
         mine = [w.id for w in windows if repo.claim(w.id, ctx.worker, ctx.lease_s, now, worker_host=ctx.host, device=ctx.device)]
         spec = RenderSpec.from_params(job.params)
-        seed, input_sha, duration_rows = job.seed, job.input_sha256, job.windows_total
+        seed, input_sha = job.seed, job.input_sha256
         plan = [(w.id, w.index, w.start_frame, w.end_frame) for w in windows]
     if not mine:
         log.info("job %s batch %d: every window is done or taken", job_id, batch_index)
