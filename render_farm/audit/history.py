@@ -2,7 +2,11 @@
 
 A job record (`job_record`) is plain data: ids and SHA-256s as lowercase hex strings, the seed
 as an integer, times as ISO 8601 UTC, params as a dict (in CSV, one column of canonical JSON),
-so a studio's tools can read provenance without knowing our types.
+so a studio's tools can read provenance without knowing our types. Besides the job row it holds
+the provenance recorded at submission (render_farm.provenance, from the `job.submitted` event;
+None for jobs submitted before it was recorded) and the delivered outputs (output and stems: key,
+uri, sha256, size, duration, loudness). `full_record` adds every window (host, device, attempts,
+timings) and every artifact: one line of `foley history export --format jsonl`.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,7 +24,9 @@ from storage.db import unit_of_work
 from storage.errors import InvalidInput, NotFound
 from storage.models import Job, Window
 from storage.repos import JobRepo
+from storage.models import Artifact, ArtifactKind
 from storage.repos.history import ArtifactRecord, EventRecord, HistoryRepo
+from storage.repos.lineage import LineageRepo
 
 FORMATS = ("table", "json", "csv")
 
@@ -28,8 +34,11 @@ FORMATS = ("table", "json", "csv")
 JOB_FIELDS: tuple[str, ...] = (
     "id", "created_at", "updated_at", "state", "priority", "project", "submitted_by",
     "model_name", "model_sha256", "seed", "input_uri", "input_sha256", "output_uri", "output_sha256",
-    "windows_done", "windows_total", "attempts", "error", "params",
+    "windows_done", "windows_total", "attempts", "error", "params", "provenance", "outputs",
 )
+# Fields that hold structures: one column of canonical JSON in CSV.
+_NESTED_FIELDS = ("params", "provenance", "outputs")
+_DELIVERED = (ArtifactKind.OUTPUT, ArtifactKind.STEM)
 
 
 def iso(at: datetime | None) -> str | None:
@@ -41,9 +50,41 @@ def _hex(value: str | None) -> str | None:
     return value.lower() if value is not None else None
 
 
-def job_record(job: Job, output_sha256: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class JobExtras:
+    """What a job record shows besides the job row (see `load_extras`)."""
+
+    provenance: dict[str, Any] | None = None
+    outputs: Sequence[dict[str, Any]] = ()
+
+
+def output_record(a: Artifact) -> dict[str, Any]:
+    """A delivered file (output or stem): where, its SHA-256 and size, duration and loudness."""
+    meta = dict(a.meta or {})
+    return {
+        "kind": a.kind.value, "key": a.key, "uri": a.uri, "sha256": a.sha256.lower(), "size_bytes": a.size_bytes,
+        "duration_s": meta.get("duration_s"), "loudness_lufs": meta.get("loudness_lufs"), "meta": meta,
+    }
+
+
+def load_extras(session: Session, job_ids: Sequence[str]) -> dict[str, JobExtras]:
+    """job id → its provenance and delivered outputs, in two queries for the whole page."""
+    lineage = LineageRepo(session)
+    submitted = lineage.submitted_payloads(job_ids)
+    delivered = lineage.artifacts_of_jobs(job_ids, kinds=_DELIVERED)
+    return {
+        job_id: JobExtras(
+            provenance=submitted.get(job_id, {}).get("provenance"),
+            outputs=[output_record(a) for a in delivered.get(job_id, [])],
+        )
+        for job_id in job_ids
+    }
+
+
+def job_record(job: Job, output_sha256: str | None = None, extras: JobExtras | None = None) -> dict[str, Any]:
     """A job's fields and provenance as plain JSON-able values (`output_sha256`: of its output
-    artifact, see HistoryRepo.output_sha256s)."""
+    artifact, see HistoryRepo.output_sha256s; `extras`: see load_extras)."""
+    extras = extras or JobExtras()
     return {
         "id": job.id,
         "created_at": iso(job.created_at),
@@ -64,6 +105,8 @@ def job_record(job: Job, output_sha256: str | None = None) -> dict[str, Any]:
         "attempts": job.attempts,
         "error": job.error,
         "params": dict(job.params),
+        "provenance": extras.provenance,
+        "outputs": [dict(o) for o in extras.outputs],
     }
 
 
@@ -71,21 +114,26 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def format_json(jobs: Iterable[Job], outputs: Mapping[str, str] | None = None) -> str:
-    """A JSON array of job records (`outputs`: job id → output SHA-256)."""
-    outputs = outputs or {}
-    return json.dumps([job_record(j, outputs.get(j.id)) for j in jobs], indent=2, ensure_ascii=False)
+def format_json(jobs: Iterable[Job], outputs: Mapping[str, str] | None = None,
+                extras: Mapping[str, JobExtras] | None = None) -> str:
+    """A JSON array of job records (`outputs`: job id → output SHA-256; `extras`: load_extras)."""
+    outputs, extras = outputs or {}, extras or {}
+    return json.dumps([job_record(j, outputs.get(j.id), extras.get(j.id)) for j in jobs], indent=2, ensure_ascii=False)
 
 
-def format_csv(jobs: Iterable[Job], outputs: Mapping[str, str] | None = None) -> str:
-    """CSV with a header row; params as one column of canonical JSON, None as an empty cell."""
-    outputs = outputs or {}
+def format_csv(jobs: Iterable[Job], outputs: Mapping[str, str] | None = None,
+               extras: Mapping[str, JobExtras] | None = None) -> str:
+    """CSV with a header row; params, provenance and outputs as columns of canonical JSON, None
+    as an empty cell."""
+    outputs, extras = outputs or {}, extras or {}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(JOB_FIELDS)
     for job in jobs:
-        record = job_record(job, outputs.get(job.id))
-        record["params"] = _canonical(record["params"])
+        record = job_record(job, outputs.get(job.id), extras.get(job.id))
+        for name in _NESTED_FIELDS:
+            if record[name] is not None:
+                record[name] = _canonical(record[name])
         writer.writerow("" if record[f] is None else record[f] for f in JOB_FIELDS)
     return out.getvalue()
 
@@ -115,12 +163,14 @@ def format_table(jobs: Iterable[Job]) -> str:
     return _table(["id", "created", "state", "project", "user", "model", "seed", "windows"], rows)
 
 
-def format_jobs(jobs: Sequence[Job], fmt: str, outputs: Mapping[str, str] | None = None) -> str:
-    """Jobs in one of FORMATS (`outputs`: job id → output SHA-256, shown in JSON and CSV)."""
+def format_jobs(jobs: Sequence[Job], fmt: str, outputs: Mapping[str, str] | None = None,
+                extras: Mapping[str, JobExtras] | None = None) -> str:
+    """Jobs in one of FORMATS (`outputs`: job id → output SHA-256; `extras`: job id → provenance
+    and delivered outputs, see load_extras; both shown in JSON and CSV)."""
     if fmt == "json":
-        return format_json(jobs, outputs) + "\n"
+        return format_json(jobs, outputs, extras) + "\n"
     if fmt == "csv":
-        return format_csv(jobs, outputs)
+        return format_csv(jobs, outputs, extras)
     if fmt == "table":
         return format_table(jobs)
     raise InvalidInput(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -137,6 +187,8 @@ class Lineage:
     windows: Sequence[Window]
     artifacts: Sequence[ArtifactRecord]
     events: Sequence[EventRecord]
+    extras: JobExtras = JobExtras()
+    artifact_meta: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # artifact id → meta
 
 
 def load_lineage(sessions: sessionmaker[Session], job_id: str) -> Lineage:
@@ -146,7 +198,9 @@ def load_lineage(sessions: sessionmaker[Session], job_id: str) -> Lineage:
         if job is None:
             raise NotFound(f"no job {job_id}")
         history = HistoryRepo(session)
-        return Lineage(job, history.windows_of(job_id), history.artifacts_of(job_id), list(history.events_of(job_id)))
+        metas = {a.id: dict(a.meta or {}) for a in LineageRepo(session).artifacts_of_jobs([job_id]).get(job_id, [])}
+        return Lineage(job, history.windows_of(job_id), history.artifacts_of(job_id), list(history.events_of(job_id)),
+                       load_extras(session, [job_id])[job_id], metas)
 
 
 def _duration(start: datetime | None, end: datetime | None) -> str:
@@ -155,14 +209,74 @@ def _duration(start: datetime | None, end: datetime | None) -> str:
     return f"{(end - start) / timedelta(seconds=1):.3f}s"
 
 
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start) / timedelta(seconds=1), 6)
+
+
+def window_record(w: Window) -> dict[str, Any]:
+    """A window's plan, where and how often it ran, and its result, as plain data."""
+    return {
+        "id": w.id, "index": w.index, "start_frame": w.start_frame, "end_frame": w.end_frame,
+        "batch_index": w.batch_index, "state": w.state.value, "attempts": w.attempts,
+        "max_attempts": w.max_attempts, "worker_host": w.worker_host, "device": w.device,
+        "started_at": iso(w.started_at), "finished_at": iso(w.finished_at),
+        "took_s": _seconds(w.started_at, w.finished_at), "result_key": w.result_key,
+        "result_sha256": _hex(w.result_sha256), "error": w.error,
+    }
+
+
+def artifact_record(a: Artifact) -> dict[str, Any]:
+    """An artifact row as plain data (with its meta: frames of latents, loudness of outputs)."""
+    return {
+        "id": a.id, "kind": a.kind.value, "key": a.key, "uri": a.uri, "sha256": a.sha256.lower(),
+        "size_bytes": a.size_bytes, "window_id": a.window_id, "created_at": iso(a.created_at),
+        "meta": dict(a.meta or {}),
+    }
+
+
+def full_record(job: Job, windows: Sequence[Window], artifacts: Sequence[Artifact],
+                extras: JobExtras | None = None) -> dict[str, Any]:
+    """A job record (as in `foley history --format json`) with every window and artifact."""
+    outputs = [a for a in artifacts if a.kind is ArtifactKind.OUTPUT]
+    record = job_record(job, outputs[-1].sha256 if outputs else None, extras)
+    record["windows"] = [window_record(w) for w in windows]
+    record["artifacts"] = [artifact_record(a) for a in artifacts]
+    return record
+
+
+def _meta_text(meta: Mapping[str, Any]) -> str:
+    """Duration and loudness of an output, frames of latents: a few words."""
+    parts = []
+    if meta.get("duration_s") is not None:
+        parts.append(f"{float(meta['duration_s']):.3f}s")
+    if meta.get("loudness_lufs") is not None:
+        parts.append(f"{float(meta['loudness_lufs']):.2f} LUFS")
+    if meta.get("gain_db") is not None:
+        parts.append(f"gain {float(meta['gain_db']):+.2f} dB")
+    if meta.get("frames") is not None:
+        parts.append(f"frames {meta['frames']}")
+    return f"  ({', '.join(parts)})" if parts else ""
+
+
 def format_lineage(lineage: Lineage) -> str:
-    """The lineage as readable text: job fields, windows, artifacts, events in order."""
+    """The lineage as readable text: job fields, provenance, windows, artifacts, events in order."""
     outputs = [a for a in lineage.artifacts if a.kind == "output"]
-    job = job_record(lineage.job, outputs[-1].sha256 if outputs else None)
+    job = job_record(lineage.job, outputs[-1].sha256 if outputs else None, lineage.extras)
     lines = [f"job {job['id']}"]
     for name in JOB_FIELDS[1:]:
+        if name in ("provenance", "outputs"):
+            continue
         value = _canonical(job[name]) if name == "params" else job[name]
         lines.append(f"  {name + ':':15}{'-' if value is None else value}")
+
+    provenance = lineage.extras.provenance
+    lines += ["", "provenance" + ("" if provenance else " (not recorded)")]
+    if provenance:
+        for key, value in provenance.items():
+            text = _canonical(value) if isinstance(value, (dict, list)) else value
+            lines.append(f"  {key + ':':15}{'-' if text is None else text}")
 
     lines += ["", f"windows ({len(lineage.windows)})"]
     if lineage.windows:
@@ -183,7 +297,8 @@ def format_lineage(lineage: Lineage) -> str:
     lines += ["", f"artifacts ({len(lineage.artifacts)})"]
     for a in lineage.artifacts:
         window = f" window {a.window_id}" if a.window_id else ""
-        lines.append(f"  {a.kind:8} {a.sha256.lower()}  {a.size_bytes:>12} B  {a.uri}{window}")
+        meta = _meta_text(lineage.artifact_meta.get(a.id, {}))
+        lines.append(f"  {a.kind:8} {a.sha256.lower()}  {a.size_bytes:>12} B  {a.uri}{window}{meta}")
 
     lines += ["", f"events ({len(lineage.events)})"]
     for e in lineage.events:

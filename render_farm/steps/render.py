@@ -80,7 +80,7 @@ def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
         log.info("job %s batch %d: every window is done or taken", job_id, batch_index)
         return
     try:
-        latents = _render(ctx, job_id, spec, seed, input_sha, plan)
+        latents = render_window_batch(ctx, job_id, spec, seed, input_sha, plan)
     except Exception as exc:
         with unit_of_work(ctx.sessions) as s:
             states = [WindowRepo(s).fail(wid, ctx.worker, f"{type(exc).__name__}: {exc}") for wid in mine]
@@ -113,8 +113,9 @@ def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
         ctx.executor.submit(StepCall(STEP_ASSEMBLE, (job_id,), queue="cpu"))
 
 
-def _render(ctx: StepContext, job_id: str, spec: RenderSpec, seed: int, input_sha: str | None,
-            plan: list[tuple[str, int, int, int]]) -> list[np.ndarray]:
+def render_window_batch(ctx: StepContext, job_id: str, spec: RenderSpec, seed: int, input_sha: str | None,
+                        plan: list[tuple[str, int, int, int]]) -> list[np.ndarray]:
+    """The planned batch's latents (+ stereo cues), one array per window, as `render_batch` stores them."""
     model = model_for_spec(spec)
     assert input_sha is not None, f"job {job_id} has no input hash: ingest did not finish"
     proxy = ctx.scratch_dir / "proxies" / f"{input_sha}.mp4"
