@@ -1,0 +1,204 @@
+"""One registry of typed, frozen model configs. Variants are one-liners in `VARIANTS`.
+
+All shape maths lives here as derived properties (latent rate, latent frames for a duration, ...).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+
+from .errors import UnknownVariant
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate_hz: int = 16000
+    n_fft: int = 1024
+    hop: int = 256
+    n_mels: int = 64
+    f_min_hz: float = 0.0
+    f_max_hz: float = 8000.0
+    log_floor: float = 1e-5  # mel magnitudes are clamped here before the log
+    norm_mean: float = -5.0  # normalised log-mel = (log mel - norm_mean) / norm_std
+    norm_std: float = 2.5
+
+    @property
+    def mel_rate_hz(self) -> float:
+        return self.sample_rate_hz / self.hop
+
+    @property
+    def n_freqs(self) -> int:
+        return self.n_fft // 2 + 1
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    latent_channels: int = 8
+    hidden: int = 176
+    res_blocks: int = 1  # per resolution, encoder and decoder
+    kernel: int = 3
+    time_compression: int = 2
+    kl_weight: float = 1e-4
+    adversarial: bool = False  # a mel discriminator loss (off for tiny)
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    width: int = 128
+    heads: int = 4
+    joint_blocks: int = 2
+    audio_blocks: int = 2
+    mlp_ratio: float = 4.0
+    rope_base: float = 10000.0  # positions are in latent frames (seconds x latent rate)
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    kind: str = "tiny"  # "tiny": jointly trained CNN + hashed-word text; "pretrained": adapters over features
+    frame_size: int = 32  # frames are area-resized to frame_size x frame_size
+    cnn_channels: tuple[int, ...] = (16, 32, 64)
+    sync_fps: float = 24.0
+    semantic_fps: float = 8.0
+    text_vocab: int = 2048  # hashed word buckets (tiny)
+    max_text_tokens: int = 16
+    semantic_dim: int = 0  # pretrained feature dims (adapters); 0 for tiny
+    sync_dim: int = 0
+    text_dim: int = 0
+    semantic_path: str = ""  # local feature directory/file or TorchScript module; never downloaded
+    sync_path: str = ""
+    text_path: str = ""
+
+
+@dataclass(frozen=True)
+class StereoConfig:
+    hidden: int = 64
+    kernel: int = 3
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 1)
+    cue_columns: int = 16  # horizontal bins of the visual position cues
+
+
+@dataclass(frozen=True)
+class VocoderConfig:
+    default: str = "griffin_lim"  # "griffin_lim" (weight-free) or "neural"
+    gl_iters: int = 8  # measured on toy-world ground truth (NNLS mel inversion): 8 iterations gave F1 0.94,
+    # 32 gave 0.78 (more consistent phase -> noise-like envelopes the onset detector fires on)
+    hidden: int = 128
+    blocks: int = 4
+    kernel: int = 7
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    steps: int = 10
+    cfg_scale: float = 3.0
+    method: str = "euler"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch: int = 16
+    lr: float = 6e-4
+    warmup_steps: int = 150
+    ema: float = 0.998
+    p_drop_visual: float = 0.1  # semantic tokens only
+    p_drop_sync: float = 0.1  # sync path only
+    p_drop_both: float = 0.1  # both video paths
+    p_drop_text: float = 0.1
+    clip_s: float = 4.0  # training clips
+    min_window_s: float = 2.0  # training windows are random crops in [min_window_s, clip_s]
+    stage_fractions: tuple[tuple[str, float], ...] = (("vae", 4 / 35), ("dit", 26.5 / 35), ("stereo", 3 / 35),
+                                                       ("vocoder", 1.5 / 35))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "tiny"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    encoders: EncoderConfig = field(default_factory=EncoderConfig)
+    stereo: StereoConfig = field(default_factory=StereoConfig)
+    vocoder: VocoderConfig = field(default_factory=VocoderConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    window_s: float = 4.0  # trained window duration; keep render windows near it
+
+    @property
+    def latent_rate_hz(self) -> float:
+        """Latent frames per second (sample_rate / hop / time_compression)."""
+        return self.audio.sample_rate_hz / self.audio.hop / self.vae.time_compression
+
+    @property
+    def samples_per_latent(self) -> int:
+        return self.audio.hop * self.vae.time_compression
+
+    def latent_frames(self, duration_s: float) -> int:
+        """Latent frames covering ``duration_s`` (rounded up)."""
+        return max(1, math.ceil(duration_s * self.latent_rate_hz - 1e-6))
+
+    def mel_frames(self, latent_frames: int) -> int:
+        return latent_frames * self.vae.time_compression
+
+    def num_samples(self, latent_frames: int) -> int:
+        return latent_frames * self.samples_per_latent
+
+
+def _tiny() -> ModelConfig:
+    return ModelConfig()
+
+
+def _kling() -> ModelConfig:
+    return ModelConfig(
+        name="kling",
+        audio=AudioConfig(sample_rate_hz=44100, n_fft=2048, hop=512, n_mels=128, f_max_hz=22050.0),
+        vae=VAEConfig(latent_channels=40, hidden=512, res_blocks=2, kl_weight=1e-4, adversarial=True),
+        dit=DiTConfig(width=1536, heads=24, joint_blocks=4, audio_blocks=12),
+        encoders=EncoderConfig(kind="pretrained", semantic_dim=1024, sync_dim=768, text_dim=1024,
+                               max_text_tokens=77),
+        stereo=StereoConfig(hidden=256),
+        vocoder=VocoderConfig(default="neural", hidden=512, blocks=8),
+        sampling=SamplingConfig(steps=25, cfg_scale=4.5),
+        window_s=8.0,
+    )
+
+
+VARIANTS: dict[str, typing.Callable[[], ModelConfig]] = {
+    "tiny": _tiny,
+    "kling": _kling,
+}
+
+
+def get_config(variant: str) -> ModelConfig:
+    if variant not in VARIANTS:
+        raise UnknownVariant(f"unknown model variant {variant!r}; known: {sorted(VARIANTS)}")
+    return VARIANTS[variant]()
+
+
+def config_to_dict(cfg: ModelConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _build(cls, data):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, hint = data[f.name], hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            value = _build(hint, value)
+        elif typing.get_origin(hint) is tuple:
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict) -> ModelConfig:
+    """Inverse of `config_to_dict` (JSON round trip: lists become tuples again)."""
+    return _build(ModelConfig, data)

@@ -1,0 +1,287 @@
+"""FoleyModel: encoders + MMDiT + Mel-VAE + Mono2Stereo + vocoders, with the per-window inference API.
+
+Render one window (B windows of possibly different lengths are padded into one batch):
+
+    cond = model.prepare_conditions(frames, captions, start_s, duration_s, frames_start_s)
+    lat = model.sample_latents(cond, noise)              # noise (B, T_lat, C) from the timeline
+    mono = model.decode_mel(lat)                          # (B, M, 2 T_lat); chunkable
+    stereo = model.to_stereo(mono, cond.cues)             # (B, 2, M, 2 T_lat); chunkable
+    wave = model.vocode(stereo)                           # (B, 2, 2 T_lat * hop); chunkable
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .configs import ModelConfig
+from .encoders import (FeatureAdapter, FrameCNN, HashedTextEncoder, frames_to_float, position_cues,
+                       resample_by_time)
+from .flow_matching import FlowMatching
+from .mel import MelSpectrogram
+from .mmdit import MMDiT, sinusoidal
+from .stereo import Mono2Stereo
+from .vae import MelVAE
+from .vocoder import GriffinLim, NeuralVocoder, synthesize_chunked
+
+
+@dataclass
+class Conditions:
+    """Everything the velocity function needs for a batch of windows, computed once per window."""
+
+    latent_mask: torch.Tensor  # (B, T) bool, True = real latent frame
+    sync: torch.Tensor  # (B, T, D) sync features at the latent frames (added to adaLN)
+    visual: torch.Tensor  # (B, Lv, D) semantic tokens at 8 fps
+    visual_mask: torch.Tensor  # (B, Lv) bool
+    visual_pos: torch.Tensor  # (B, Lv) positions in latent frames from the window start
+    text: torch.Tensor  # (B, Lt, D)
+    text_mask: torch.Tensor  # (B, Lt) bool
+    pooled_visual: torch.Tensor  # (B, D)
+    pooled_text: torch.Tensor  # (B, D)
+    duration: torch.Tensor  # (B, D) embedding of (window duration, window start offset)
+    cues: torch.Tensor  # (B, 2 * cols, 2T) stereo position cues at the mel frames
+
+    def dit_args(self) -> tuple[torch.Tensor, ...]:
+        glob = self.pooled_visual + self.pooled_text + self.duration  # (B, D)
+        return (self.latent_mask, self.sync, self.visual, self.visual_mask, self.visual_pos,
+                self.text, self.text_mask, glob)
+
+    @property
+    def batch(self) -> int:
+        return self.latent_mask.shape[0]
+
+
+def _pad_to(x: torch.Tensor, length: int, dim: int = 1) -> torch.Tensor:
+    if x.shape[dim] == length:
+        return x
+    pad = [0, 0] * (x.dim() - dim - 1) + [0, length - x.shape[dim]]
+    return F.pad(x, pad)
+
+
+def cat_conditions(a: Conditions, b: Conditions) -> Conditions:
+    """Concatenate two condition batches along the batch (text padded to a common length)."""
+    lt = max(a.text.shape[1], b.text.shape[1])
+    out = {}
+    for f in fields(Conditions):
+        xa, xb = getattr(a, f.name), getattr(b, f.name)
+        if f.name in ("text", "text_mask"):
+            xa, xb = _pad_to(xa, lt), _pad_to(xb, lt)
+        out[f.name] = torch.cat([xa, xb])
+    return Conditions(**out)
+
+
+def _as_tensor(x, batch: int, device) -> torch.Tensor:
+    t = torch.as_tensor(x, dtype=torch.float64, device=device).reshape(-1)
+    return t.expand(batch).clone() if t.numel() == 1 else t
+
+
+class FoleyModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        D, enc = cfg.dit.width, cfg.encoders
+        self.mel = MelSpectrogram(cfg.audio)
+        self.vae = MelVAE(cfg.audio, cfg.vae)
+        if enc.kind == "tiny":
+            self.frame_encoder = FrameCNN(enc, D)
+            self.sync_in, self.visual_in = nn.Linear(D, D), nn.Linear(D, D)
+            self.text_encoder = HashedTextEncoder(enc, D)
+            self.text_in = nn.Identity()
+        elif enc.kind == "pretrained":
+            self.sync_in = FeatureAdapter(enc.sync_dim, D)
+            self.visual_in = FeatureAdapter(enc.semantic_dim, D)
+            self.text_in = FeatureAdapter(enc.text_dim, D)
+        else:
+            raise ValueError(f"unknown encoder kind {enc.kind!r}")
+        self.pool_visual, self.pool_text = nn.Linear(D, D), nn.Linear(D, D)
+        self.duration_embed = nn.Sequential(nn.Linear(256, D), nn.SiLU(), nn.Linear(D, D))
+        self.empty_sync = nn.Parameter(torch.zeros(D))
+        self.empty_visual = nn.Parameter(torch.randn(D) * 0.02)
+        self.empty_pooled_visual = nn.Parameter(torch.zeros(D))
+        self.empty_text = nn.Parameter(torch.randn(D) * 0.02)  # pretrained text path; tiny has its own
+        self.dit = MMDiT(cfg.dit, cfg.vae.latent_channels)
+        self.stereo = Mono2Stereo(cfg.audio, cfg.stereo)
+        self.neural_vocoder = NeuralVocoder(cfg.audio, cfg.vocoder)
+        self.griffin_lim = GriffinLim(cfg.audio, cfg.vocoder.gl_iters)
+        self.sampler = FlowMatching(cfg.sampling.steps, cfg.sampling.method)
+
+    @property
+    def device(self) -> torch.device:
+        return self.empty_sync.device
+
+    # ---------------------------------------------------------------- conditions
+    def encode_text(self, captions: Sequence[str], text_feats: torch.Tensor | None = None,
+                    text_feats_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> tokens (B, Lt, D), mask (B, Lt). Tiny: hashed words; pretrained: adapter over given features."""
+        if self.cfg.encoders.kind == "tiny":
+            return self.text_encoder(list(captions))
+        B = len(captions)
+        if text_feats is None:  # no caption features: the learned empty text condition
+            return self.empty_text.expand(B, 1, -1), torch.ones(B, 1, dtype=torch.bool, device=self.device)
+        mask = text_feats_mask if text_feats_mask is not None else torch.ones(text_feats.shape[:2], dtype=torch.bool,
+                                                                                device=self.device)
+        return self.text_in(text_feats), mask
+
+    def prepare_conditions(self, frames: torch.Tensor | None, captions: Sequence[str], start_s, duration_s,
+                           frames_start_s=None, num_latent_frames: int | None = None,
+                           sync_feats: torch.Tensor | None = None, semantic_feats: torch.Tensor | None = None,
+                           text_feats: torch.Tensor | None = None) -> Conditions:
+        """Encode a batch of windows once.
+
+        frames: (B, Tf, H, W, 3) RGB uint8 (or float in [0, 1]) at 24 fps, any size; frame k of item b
+        is at ``frames_start_s[b] + k / 24`` (absolute seconds; default: start_s) and the frames must
+        cover the window, starting at least `frame_encoder.frame_context` (5) frames before it and
+        ending as many after it (frame differences and temporal convolutions look at neighbours). start_s / duration_s: (B,) window start (absolute, = start latent frame /
+        latent rate) and length in seconds. Windows shorter than the batch's longest are padded:
+        latent_mask marks the real frames. Pretrained variants take features instead of frames:
+        sync_feats (B, Tf, sync_dim) at 24 fps, semantic_feats (B, Tf8, semantic_dim) at 8 fps, both
+        starting at frames_start_s, and text_feats (B, Lt, text_dim).
+        """
+        cfg, enc, dev = self.cfg, self.cfg.encoders, self.device
+        B = len(captions)
+        start = _as_tensor(start_s, B, dev)
+        dur = _as_tensor(duration_s, B, dev)
+        f0 = start if frames_start_s is None else _as_tensor(frames_start_s, B, dev)
+        lat_n = torch.tensor([cfg.latent_frames(float(d)) for d in dur], device=dev)  # (B,)
+        T = int(num_latent_frames or int(lat_n.max()))
+        assert T >= int(lat_n.max()), f"{T=} < {lat_n.max()=}"
+        rate = cfg.latent_rate_hz
+        j = torch.arange(T, device=dev, dtype=torch.float64)
+        latent_mask = j[None] < lat_n[:, None]  # (B, T)
+        lat_times = start[:, None] + j[None] / rate  # (B, T) absolute seconds
+        Lv = max(1, int(torch.ceil(dur.max() * enc.semantic_fps - 1e-6)))
+        k = torch.arange(Lv, device=dev, dtype=torch.float64)
+        tok_rel = (k + 0.5) / enc.semantic_fps  # (Lv,) token centres from the window start
+        visual_mask = tok_rel[None] - 0.5 / enc.semantic_fps < dur[:, None]  # (B, Lv)
+        mel_times = start[:, None] + torch.arange(2 * T, device=dev, dtype=torch.float64)[None] / cfg.audio.mel_rate_hz
+
+        rel = lambda t: (t - f0[:, None]).float()  # noqa: E731 - times relative to the first frame
+        zero = torch.zeros(B, device=dev)
+        if enc.kind == "tiny":
+            x = frames_to_float(frames.to(dev), enc.frame_size)  # (B, Tf, 3, S, S)
+            feats = self.frame_encoder(x)  # (B, Tf, D)
+            sync = self.sync_in(resample_by_time(feats, zero, enc.sync_fps, rel(lat_times)))  # (B, T, D)
+            offs = torch.tensor([-1.0, 0.0, 1.0], device=dev, dtype=torch.float64) / enc.sync_fps
+            tok_t = start[:, None, None] + tok_rel[None, :, None] + offs  # (B, Lv, 3)
+            sem = resample_by_time(feats, zero, enc.sync_fps, rel(tok_t.flatten(1)))  # (B, 3 Lv, D)
+            visual = self.visual_in(sem.reshape(B, Lv, 3, -1).mean(2))  # (B, Lv, D)
+            cues = resample_by_time(position_cues(x, cfg.stereo.cue_columns), zero, enc.sync_fps,
+                                    rel(mel_times)).transpose(1, 2)  # (B, 2 cols, 2T)
+        else:
+            assert sync_feats is not None and semantic_feats is not None, "pretrained variant needs features"
+            sync = self.sync_in(resample_by_time(sync_feats.to(dev).float(), zero, enc.sync_fps, rel(lat_times)))
+            tok_t = start[:, None] + tok_rel[None]  # (B, Lv)
+            visual = self.visual_in(resample_by_time(semantic_feats.to(dev).float(), zero - 0.5 / enc.semantic_fps,
+                                                     enc.semantic_fps, rel(tok_t)))  # (B, Lv, D)
+            cues = torch.zeros(B, 2 * cfg.stereo.cue_columns, 2 * T, device=dev)
+        text, text_mask = self.encode_text(captions, text_feats)  # (B, Lt, D), (B, Lt)
+        vm = visual_mask[..., None].float()
+        pooled_visual = self.pool_visual((visual * vm).sum(1) / vm.sum(1).clamp_min(1))  # (B, D)
+        tm = text_mask[..., None].float()
+        pooled_text = self.pool_text((text * tm).sum(1) / tm.sum(1).clamp_min(1))  # (B, D)
+        dur_feat = torch.cat([sinusoidal(dur * 10.0, 128), sinusoidal(start * 10.0, 128)], dim=-1)  # (B, 256)
+        return Conditions(
+            latent_mask=latent_mask, sync=sync, visual=visual, visual_mask=visual_mask,
+            visual_pos=(tok_rel * rate).float().expand(B, Lv), text=text, text_mask=text_mask,
+            pooled_visual=pooled_visual, pooled_text=pooled_text, duration=self.duration_embed(dur_feat), cues=cues)
+
+    def drop(self, cond: Conditions, drop_visual: torch.Tensor, drop_sync: torch.Tensor) -> Conditions:
+        """Replace the semantic-visual and/or sync paths of chosen items (B,) bool by the learned empties."""
+        dv, ds = drop_visual.to(self.device)[:, None, None], drop_sync.to(self.device)[:, None, None]
+        return replace(
+            cond,
+            visual=torch.where(dv, self.empty_visual.expand_as(cond.visual), cond.visual),
+            pooled_visual=torch.where(dv[:, 0], self.empty_pooled_visual.expand_as(cond.pooled_visual),
+                                      cond.pooled_visual),
+            sync=torch.where(ds, self.empty_sync.expand_as(cond.sync), cond.sync))
+
+    def unconditional(self, cond: Conditions, negative_prompt: Sequence[str] | None = None,
+                      negative_text_feats: torch.Tensor | None = None) -> Conditions:
+        """The CFG branch: video paths empty, text = the negative prompt (default: empty caption)."""
+        B = cond.batch
+        ones = torch.ones(B, dtype=torch.bool, device=self.device)
+        out = self.drop(cond, ones, ones)
+        prompts = list(negative_prompt) if negative_prompt is not None else [""] * B
+        text, text_mask = self.encode_text(prompts, negative_text_feats)
+        tm = text_mask[..., None].float()
+        return replace(out, text=text, text_mask=text_mask,
+                       pooled_text=self.pool_text((text * tm).sum(1) / tm.sum(1).clamp_min(1)))
+
+    # ---------------------------------------------------------------- generation
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: Conditions) -> torch.Tensor:
+        """(B, T, C) latents at flow time t (B,) -> velocity (B, T, C)."""
+        return self.dit(x, t, *cond.dit_args())
+
+    @torch.no_grad()
+    def sample_latents(self, cond: Conditions, noise: torch.Tensor, steps: int | None = None,
+                       cfg_scale: float | None = None, negative_prompt: Sequence[str] | None = None,
+                       method: str | None = None) -> torch.Tensor:
+        """Integrate from the caller's noise (B, T, C) (timeline noise) to standardised latents (B, T, C).
+
+        Padded frames (latent_mask False) come back as zeros; real frames do not depend on padding.
+        """
+        assert noise.shape[:2] == cond.latent_mask.shape, f"{noise.shape=} {cond.latent_mask.shape=}"
+        scale = self.cfg.sampling.cfg_scale if cfg_scale is None else float(cfg_scale)
+        sampler = FlowMatching(steps or self.cfg.sampling.steps, method or self.cfg.sampling.method)
+        noise = noise.to(self.device, torch.float32)
+        if scale == 1.0:
+            x = sampler.run_t0_to_t1(lambda x, t: self.velocity(x, t, cond), noise)
+        else:
+            pair = cat_conditions(cond, self.unconditional(cond, negative_prompt))
+            fn = lambda x, t: FlowMatching.cfg_velocity_batched(  # noqa: E731
+                lambda xx, tt: self.velocity(xx, tt, pair), x, t, scale)
+            x = sampler.run_t0_to_t1(fn, noise)
+        return x * cond.latent_mask[..., None]  # (B, T, C)
+
+    # ---------------------------------------------------------------- decoding
+    @torch.no_grad()
+    def decode_mel(self, latents: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
+        """Standardised latents (B, T, C) -> mono normalised log-mel (B, M, 2T). Context: vae.receptive_field."""
+        latents = latents.to(self.device, torch.float32)
+        return self.vae.decode(latents) if chunk_frames is None else self.vae.decode_chunked(latents, chunk_frames)
+
+    @torch.no_grad()
+    def to_stereo(self, mono_mel: torch.Tensor, cues: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
+        """(B, M, Tm) + cues (B, 2 cols, Tm) -> stereo (B, 2, M, Tm). Context: stereo.receptive_field."""
+        if chunk_frames is None:
+            return self.stereo(mono_mel, cues)
+        return self.stereo.to_stereo_chunked(mono_mel, cues, chunk_frames)
+
+    def vocoder(self, kind: str | None = None) -> nn.Module:
+        kind = kind or self.cfg.vocoder.default
+        return {"griffin_lim": self.griffin_lim, "neural": self.neural_vocoder}[kind]
+
+    @torch.no_grad()
+    def vocode(self, mel: torch.Tensor, kind: str | None = None, chunk_frames: int | None = None,
+               frame_offset: int = 0) -> torch.Tensor:
+        """(B, [2,] M, Tm) normalised log-mel -> (B, [2,] Tm * hop) waveform. Context: vocoder(kind).receptive_field.
+
+        frame_offset: absolute mel frame of mel[..., 0] (Griffin-Lim's initial phase depends on it, so
+        a chunk rendered alone equals the same frames rendered as part of a longer signal)."""
+        voc = self.vocoder(kind)
+        lead = mel.shape[:-2]
+        flat = mel.reshape(-1, *mel.shape[-2:]).to(self.device)  # (B', M, Tm)
+        if chunk_frames is None:
+            wave = voc(flat, frame_offset=frame_offset)
+        else:
+            assert frame_offset == 0, "chunked synthesis counts frames from 0"
+            wave = synthesize_chunked(voc, flat, chunk_frames)
+        return wave.reshape(*lead, -1)
+
+    @torch.no_grad()
+    def render_window(self, frames: torch.Tensor, captions: Sequence[str], start_s, duration_s, noise: torch.Tensor,
+                      frames_start_s=None, steps: int | None = None, cfg_scale: float | None = None,
+                      negative_prompt: Sequence[str] | None = None, vocoder: str | None = None) -> torch.Tensor:
+        """Convenience: one batch of windows -> stereo waveform (B, 2, n) at the model rate (padding zeroed)."""
+        cond = self.prepare_conditions(frames, captions, start_s, duration_s, frames_start_s,
+                                       num_latent_frames=noise.shape[1])
+        lat = self.sample_latents(cond, noise, steps, cfg_scale, negative_prompt)
+        wave = self.vocode(self.to_stereo(self.decode_mel(lat), cond.cues), vocoder)  # (B, 2, n)
+        keep = cond.latent_mask.repeat_interleave(self.cfg.samples_per_latent, dim=1)  # (B, n)
+        return wave * keep[:, None]
+
+    def sample_rate_hz(self) -> int:
+        return self.cfg.audio.sample_rate_hz

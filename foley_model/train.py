@@ -1,0 +1,371 @@
+"""Staged, resumable training on the toy world: VAE -> DiT (+ jointly trained encoders) -> Mono2Stereo
+-> neural vocoder. Each stage gets a share of the time budget; state is saved every `save_every`
+steps, at the end of each stage, on SIGINT/SIGTERM and when the budget runs out; `resume=True`
+continues from `out_dir/state.pt`. Writes progress lines, `out_dir/loss.jsonl`, and the final
+checkpoint (`out_dir/checkpoint/`: model.safetensors + card.json).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import save_checkpoint
+from .configs import ModelConfig, get_config
+from .data import ClipPool
+from .flow_matching import interpolate, masked_mse, sample_t_logit_normal
+from .model import FoleyModel
+
+log = logging.getLogger(__name__)
+STAGES = ("vae", "dit", "stereo", "vocoder")
+
+
+class Batch:
+    """A training batch built from pool items (flip augmentation with channel swap)."""
+
+    def __init__(self, items: list[dict], rng: random.Random, device="cpu"):
+        frames, audio, caps = [], [], []
+        for it in items:
+            f, a = it["frames"], it["audio"].astype(np.float32)
+            if rng.random() < 0.5:  # mirror the picture and swap the stereo channels
+                f, a = f[:, :, ::-1], a[::-1]
+            frames.append(np.ascontiguousarray(f))
+            audio.append(np.ascontiguousarray(a))
+            caps.append(it["caption"])
+        self.frames = torch.from_numpy(np.stack(frames)).to(device)  # (B, Tf, S, S, 3) uint8
+        self.audio = torch.from_numpy(np.stack(audio)).to(device)  # (B, 2, n)
+        self.captions = caps
+        self.items = items
+
+    @torch.no_grad()
+    def latents(self, model: FoleyModel) -> torch.Tensor:
+        """Standardised VAE latents (B, T, C) of the mono mix (flip-invariant), cached on the pool items."""
+        todo = [i for i, it in enumerate(self.items) if "latents" not in it]
+        if todo:
+            mono = model.mel(self.audio[todo].mean(1))  # (b, M, Tm)
+            z = model.vae.encode(mono[..., :mono.shape[-1] // 2 * 2])[0]  # (b, T, C)
+            for k, i in enumerate(todo):
+                self.items[i]["latents"] = z[k].clone()
+        return torch.stack([it["latents"] for it in self.items])  # (B, T, C)
+
+
+def _mel_targets(model: FoleyModel, audio: torch.Tensor):
+    """audio (B, 2, n) -> mono normalised log-mel (B, M, T), and linear mels of L, R, mono."""
+    B = audio.shape[0]
+    mono_wave = audio.mean(1)  # (B, n)
+    mel = model.mel
+    lin = torch.einsum("mf,bft->bmt", mel.fb, mel.magnitude(torch.cat([audio[:, 0], audio[:, 1], mono_wave])))
+    left, right, mono_lin = lin[:B], lin[B:2 * B], lin[2 * B:]  # (B, M, T) each
+    return mel.normalise(mono_lin), left, right, mono_lin
+
+
+class Trainer:
+    def __init__(self, cfg: ModelConfig, out_dir: Path, seed: int, minutes: float, stages: tuple[str, ...],
+                 resume: bool, threads: int, save_every: int, print_fn: Callable[[str], None], command: str):
+        self.cfg, self.out, self.seed, self.print = cfg, out_dir, seed, print_fn
+        self.save_every, self.command = save_every, command
+        torch.manual_seed(seed)
+        torch.set_num_threads(threads)
+        self.rng = random.Random(seed)
+        self.model = FoleyModel(cfg)
+        fracs = dict(cfg.train.stage_fractions)
+        total = sum(fracs[s] for s in stages)
+        self.budget_s = {s: 60.0 * minutes * fracs[s] / total for s in stages}
+        self.stages = stages
+        self.state = {"stage_done": {}, "elapsed_s": {}, "steps": {}, "clips_seen": 0, "ema": None}
+        self.opt_state = None
+        self.stop_requested = False
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume and (self.out / "state.pt").exists():
+            st = torch.load(self.out / "state.pt", map_location="cpu", weights_only=False)
+            missing, unexpected = self.model.load_state_dict(st["model"], strict=False)
+            if unexpected:
+                raise ValueError(f"state.pt does not fit variant {cfg.name!r}: unexpected {unexpected[:5]}")
+            if missing:  # modules added since the state was written start from their initialisation
+                self.print(f"resume: new parameters initialised fresh: {missing}")
+            self.state = st["state"]
+            if self.state.get("ema"):
+                live = dict(self.model.named_parameters())
+                for k in missing:
+                    if k in live and not k.startswith(("vae.", "stereo.", "neural_vocoder.")):
+                        self.state["ema"][k] = live[k].detach().clone()
+            self.opt_state = st.get("opt")
+            self.print(f"resumed from {self.out / 'state.pt'}: {self.state['steps']} steps, "
+                       f"done {sorted(self.state['stage_done'])}")
+        self.loss_log = open(self.out / "loss.jsonl", "a")
+
+    # ------------------------------------------------------------------ plumbing
+    def save_state(self, stage: str, opt: torch.optim.Optimizer | None) -> None:
+        tmp = self.out / "state.pt.tmp"
+        torch.save({"model": self.model.state_dict(), "state": self.state,
+                    "opt": {"stage": stage, "state": opt.state_dict()} if opt is not None else None}, tmp)
+        os.replace(tmp, self.out / "state.pt")
+
+    def _log(self, record: dict) -> None:
+        self.loss_log.write(json.dumps(record) + "\n")
+        self.loss_log.flush()
+
+    def run_stage(self, stage: str, params, step_fn: Callable[[int], tuple[float, dict]], lr: float,
+                  ema_params: dict | None = None, warmup: int | None = None) -> None:
+        budget = self.budget_s[stage]
+        elapsed0 = self.state["elapsed_s"].get(stage, 0.0)
+        if self.state["stage_done"].get(stage) and elapsed0 >= budget:
+            self.print(f"[{stage}] already done, skipping")
+            return
+        opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.01)
+        step = self.state["steps"].get(stage, 0)
+        warm = self.cfg.train.warmup_steps if warmup is None else warmup
+        warm_from = 0
+        loaded = False
+        if self.opt_state is not None and self.opt_state.get("stage") == stage:
+            try:
+                opt.load_state_dict(self.opt_state["state"])
+                loaded = True
+            except ValueError as exc:  # parameters were added since: fresh moments
+                self.print(f"[{stage}] optimizer state not reused ({exc})")
+        if not loaded and step > 0:  # resumed (or extended) without this stage's optimizer moments: re-warm briefly
+            warm, warm_from = 30, step
+        t_start, smooth, last_print, step_start = time.time(), None, time.time(), step
+        self.print(f"[{stage}] start at step {step}, budget {budget / 60:.1f} min ({elapsed0 / 60:.1f} used)")
+        while True:
+            elapsed = elapsed0 + time.time() - t_start
+            if elapsed >= budget or self.stop_requested:
+                break
+            # the cosine runs over this run's part of the budget when a stage is extended/resumed fresh
+            frac = (elapsed - (elapsed0 if warm_from else 0.0)) / (budget - (elapsed0 if warm_from else 0.0))
+            cur_lr = lr * min(1.0, (step - warm_from + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+            for g in opt.param_groups:
+                g["lr"] = cur_lr
+            loss, extra = step_fn(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            if ema_params is not None:
+                d = min(self.cfg.train.ema, (1 + step) / (10 + step))
+                with torch.no_grad():
+                    for name, p in ema_params["live"].items():
+                        ema_params["ema"][name].mul_(d).add_(p.detach(), alpha=1 - d)
+            step += 1
+            lv = float(loss.detach())
+            smooth = lv if smooth is None else 0.95 * smooth + 0.05 * lv
+            self.state["steps"][stage] = step
+            self.state["elapsed_s"][stage] = elapsed0 + time.time() - t_start
+            if step % 10 == 0:
+                self._log({"stage": stage, "step": step, "loss": lv, "lr": cur_lr,
+                           "time_s": round(self.state["elapsed_s"][stage], 2), **extra})
+            if time.time() - last_print > 15 or step == 1:
+                done_s = self.state["elapsed_s"][stage] - elapsed0
+                its = (step - step_start) / max(done_s, 1e-6)
+                eta = budget - self.state["elapsed_s"][stage]
+                self.print(f"[{stage}] step {step} loss {smooth:.4f} lr {cur_lr:.2e} {its:.2f} it/s "
+                           f"elapsed {self.state['elapsed_s'][stage] / 60:.1f} min eta {eta / 60:.1f} min")
+                last_print = time.time()
+            if step % self.save_every == 0:
+                self._apply_ema_copy(ema_params)
+                self.save_state(stage, opt)
+        if not self.stop_requested:
+            self.state["stage_done"][stage] = True
+        self._apply_ema_copy(ema_params)
+        self.save_state(stage, opt)
+        self.print(f"[{stage}] {'stopped' if self.stop_requested else 'done'} at step {step} "
+                   f"({self.state['elapsed_s'].get(stage, 0) / 60:.1f} min)")
+
+    def _apply_ema_copy(self, ema_params) -> None:
+        if ema_params is not None:
+            self.state["ema"] = {k: v.clone() for k, v in ema_params["ema"].items()}
+
+    # ------------------------------------------------------------------ stages
+    def stage_vae(self, pool: ClipPool) -> None:
+        m, B = self.model, self.cfg.train.batch
+
+        def step_fn(step):
+            batch = Batch(pool.sample(B), self.rng)
+            wave = batch.audio[torch.arange(B), torch.randint(0, 2, (B,))] \
+                if self.rng.random() < 0.3 else batch.audio.mean(1)  # (B, n): mono mix, sometimes one channel
+            mel = m.mel(wave)  # (B, M, T)
+            a = 2 * self.rng.randint(0, (mel.shape[-1] - 128) // 2)  # random even crop of 128 frames (~2 s)
+            loss, parts = m.vae.loss(mel[..., a:a + 128])
+            return loss, parts
+
+        m.vae.train()
+        self.run_stage("vae", list(m.vae.parameters()), step_fn, lr=1e-3, warmup=30)
+        if not self.stop_requested and self.state.get("latent_stats") is None:
+            self._latent_stats(pool)
+
+    @torch.no_grad()
+    def _latent_stats(self, pool: ClipPool) -> None:
+        m = self.model
+        m.vae.latent_mean.zero_(), m.vae.latent_std.fill_(1.0)
+        zs = []
+        for _ in range(4):
+            batch = Batch(pool.sample(16), self.rng)
+            mel = m.mel(batch.audio.mean(1))
+            zs.append(m.vae.encode(mel[..., :mel.shape[-1] // 2 * 2])[0].reshape(-1, self.cfg.vae.latent_channels))
+        z = torch.cat(zs)
+        m.vae.latent_mean.copy_(z.mean(0)), m.vae.latent_std.copy_(z.std(0).clamp_min(1e-3))
+        self.state["latent_stats"] = True
+        self.print(f"[vae] latent stats mean {m.vae.latent_mean.numpy().round(2)} std {m.vae.latent_std.numpy().round(2)}")
+        self.save_state("vae", None)
+
+    def dit_params(self) -> dict[str, torch.nn.Parameter]:
+        skip = ("vae.", "stereo.", "neural_vocoder.")
+        return {n: p for n, p in self.model.named_parameters() if not n.startswith(skip)}
+
+    def dit_step_loss(self, batch: Batch, gen_noise: bool = True) -> torch.Tensor:
+        """Flow-matching loss of one batch: random windows (crop, start offset), path drops, masked MSE."""
+        m, cfg, tr = self.model, self.cfg, self.cfg.train
+        B = batch.audio.shape[0]
+        z = batch.latents(m)  # (B, T, C)
+        T = z.shape[1]
+        min_T = cfg.latent_frames(tr.min_window_s)
+        lens = [T if self.rng.random() < 0.5 else self.rng.randint(min_T, T) for _ in range(B)]
+        starts = [self.rng.randint(0, T - L) for L in lens]
+        offs = [0.0 if self.rng.random() < 0.5 else 4.0 * self.rng.randint(1, 150) for _ in range(B)]
+        Lmax = max(lens)
+        x1 = torch.zeros(B, Lmax, z.shape[-1])
+        for b in range(B):
+            x1[b, :lens[b]] = z[b, starts[b]:starts[b] + lens[b]]
+        rate = cfg.latent_rate_hz
+        caps = ["" if self.rng.random() < tr.p_drop_text else c for c in batch.captions]
+        cond = m.prepare_conditions(batch.frames, caps, [o + s / rate for o, s in zip(offs, starts)],
+                                    [L / rate for L in lens], frames_start_s=offs, num_latent_frames=Lmax)
+        u = torch.rand(B)
+        p1, p2, p3 = tr.p_drop_visual, tr.p_drop_visual + tr.p_drop_sync, tr.p_drop_visual + tr.p_drop_sync + tr.p_drop_both
+        drop_v = (u < p1) | ((u >= p2) & (u < p3))
+        drop_s = ((u >= p1) & (u < p2)) | ((u >= p2) & (u < p3))
+        cond = m.drop(cond, drop_v, drop_s)
+        x0 = torch.randn_like(x1)
+        t = sample_t_logit_normal(B)
+        v = m.velocity(interpolate(x0, x1, t), t, cond)  # (B, Lmax, C)
+        return masked_mse(v, x1 - x0, cond.latent_mask)
+
+    def stage_dit(self, pool: ClipPool) -> None:
+        m, B = self.model, self.cfg.train.batch
+        m.vae.eval()
+        live = self.dit_params()
+        ema = self.state.get("ema") or {k: p.detach().clone() for k, p in live.items()}
+        ema_params = {"live": live, "ema": ema}
+
+        def step_fn(step):
+            return self.dit_step_loss(Batch(pool.sample(B, min_items=4 * B), self.rng)), {}
+
+        self.run_stage("dit", list(live.values()), step_fn, lr=self.cfg.train.lr, ema_params=ema_params)
+
+    def stage_stereo(self, pool: ClipPool) -> None:
+        m, B = self.model, self.cfg.train.batch
+        m.vae.eval()
+        from .encoders import frames_to_float, position_cues, resample_by_time
+
+        def step_fn(step):
+            batch = Batch(pool.sample(B), self.rng)
+            with torch.no_grad():
+                mono, left, right, mono_lin = _mel_targets(m, batch.audio)
+                T = mono.shape[-1] // 2 * 2
+                mono, left, right, mono_lin = (x[..., :T] for x in (mono, left, right, mono_lin))
+                if self.rng.random() < 0.5:  # the codec's mono mel, as at inference
+                    mono = m.vae.decode(m.vae.encode(mono)[0])
+                x = frames_to_float(batch.frames, self.cfg.encoders.frame_size)
+                times = torch.arange(T, dtype=torch.float32)[None].expand(B, T) / self.cfg.audio.mel_rate_hz
+                cues = resample_by_time(position_cues(x, self.cfg.stereo.cue_columns), torch.zeros(B),
+                                        self.cfg.encoders.sync_fps, times).transpose(1, 2)  # (B, 2 cols, T)
+            return m.stereo.loss(mono, cues, left, right, mono_lin), {}
+
+        m.stereo.train()
+        self.run_stage("stereo", list(m.stereo.parameters()), step_fn, lr=1e-3, warmup=30)
+
+    def stage_vocoder(self, pool: ClipPool) -> None:
+        m, B, hop = self.model, self.cfg.train.batch, self.cfg.audio.hop
+        crop = 64  # mel frames (~1 s)
+
+        def stft_loss(y, x):
+            loss = 0.0
+            for n_fft in (512, 1024, 2048):
+                w = torch.hann_window(n_fft)
+                sy = torch.stft(y, n_fft, n_fft // 4, window=w, return_complex=True).abs()
+                sx = torch.stft(x, n_fft, n_fft // 4, window=w, return_complex=True).abs()
+                loss = loss + (torch.log(sy + 1e-5) - torch.log(sx + 1e-5)).abs().mean() + (sy - sx).abs().mean()
+            return loss
+
+        def step_fn(step):
+            batch = Batch(pool.sample(B), self.rng)
+            wave = batch.audio[:, 0]  # (B, n)
+            with torch.no_grad():
+                mel = m.mel(wave)  # (B, M, T)
+            a = self.rng.randint(0, mel.shape[-1] - crop)
+            y = m.neural_vocoder(mel[..., a:a + crop])  # (B, crop * hop)
+            target = wave[:, a * hop:(a + crop) * hop]
+            return stft_loss(y, target), {}
+
+        m.neural_vocoder.train()
+        self.run_stage("vocoder", list(m.neural_vocoder.parameters()), step_fn, lr=1e-3, warmup=30)
+
+    # ------------------------------------------------------------------ main
+    def run(self) -> Path:
+        def on_signal(signum, frame):
+            self.print(f"signal {signum}: saving state and stopping")
+            self.stop_requested = True
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        pool = ClipPool(self.seed, self.state.get("clips_seen", 0), self.cfg.train.clip_s,
+                        self.cfg.encoders.frame_size, self.cfg.audio.sample_rate_hz)
+        try:
+            for stage in STAGES:
+                if stage in self.stages and not self.stop_requested:
+                    getattr(self, f"stage_{stage}")(pool)
+                    self.state["clips_seen"] = pool.next_index
+            ckpt = self.export()
+        finally:
+            pool.close()
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.loss_log.close()
+        return ckpt
+
+    def export(self) -> Path:
+        """Write out_dir/checkpoint with the EMA DiT weights and the card."""
+        if self.state.get("ema"):
+            live = self.dit_params()
+            with torch.no_grad():
+                for k, v in self.state["ema"].items():
+                    live[k].copy_(v)
+        from .toyworld import GENERATOR_VERSION
+        card = {
+            "training_command": self.command,
+            "generator_version": GENERATOR_VERSION,
+            "seed": self.seed,
+            "minutes_per_stage": {s: round(self.state["elapsed_s"].get(s, 0.0) / 60, 2) for s in STAGES},
+            "steps_per_stage": dict(self.state["steps"]),
+            "stages_done": sorted(self.state["stage_done"]),
+            "clips_generated": self.state.get("clips_seen", 0),
+            "vocoder_default": self.cfg.vocoder.default,
+            "metrics": {},
+        }
+        path = save_checkpoint(self.model, self.out / "checkpoint", card)
+        self.print(f"checkpoint written to {path}")
+        return path
+
+
+def train(variant: str = "tiny", minutes: float = 35.0, out_dir: str | os.PathLike = "runs/tiny", seed: int = 0,
+          resume: bool = True, stages: tuple[str, ...] = STAGES, threads: int = 2, save_every: int = 100,
+          print_fn: Callable[[str], None] | None = None, command: str | None = None) -> Path:
+    """Train `variant` for `minutes` of wall clock split over `stages`; returns the checkpoint directory."""
+    cfg = get_config(variant)
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        raise ValueError(f"unknown stages {bad}; known: {STAGES}")
+    pf = print_fn or (lambda s: print(s, flush=True))
+    trainer = Trainer(cfg, Path(out_dir), seed, minutes, tuple(stages), resume, threads, save_every, pf,
+                      command or " ".join(sys.argv))
+    return trainer.run()

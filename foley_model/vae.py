@@ -1,0 +1,101 @@
+"""Mel-VAE: 1-D convolutions over normalised log-mel frames, 2x time compression, KL-regularised.
+
+Only non-causal convolutions with a finite receptive field and per-frame norms (no statistics across
+time), so a long latent sequence can be decoded in chunks that join exactly (`decode_chunked`).
+Latents are standardised with per-channel statistics measured after training (`latent_mean/std`),
+so flow matching sees unit-scale data.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .configs import AudioConfig, VAEConfig
+
+
+class FrameNorm(nn.Module):
+    """LayerNorm over channels of each frame (B, C, T): no statistics across time."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, dim: int, kernel: int):
+        super().__init__()
+        self.n1, self.c1 = FrameNorm(dim), nn.Conv1d(dim, dim, kernel, padding=kernel // 2)
+        self.n2, self.c2 = FrameNorm(dim), nn.Conv1d(dim, dim, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D, T)
+        h = self.c1(F.silu(self.n1(x)))  # (B, D, T)
+        return x + self.c2(F.silu(self.n2(h)))  # (B, D, T)
+
+
+class MelVAE(nn.Module):
+    def __init__(self, audio: AudioConfig, cfg: VAEConfig):
+        super().__init__()
+        assert cfg.time_compression == 2, f"{cfg.time_compression=} (only 2x is implemented)"
+        assert cfg.kernel % 2 == 1, f"{cfg.kernel=}"
+        self.audio, self.cfg = audio, cfg
+        D, k, C = cfg.hidden, cfg.kernel, cfg.latent_channels
+        self.enc_in = nn.Conv1d(audio.n_mels, D, k, padding=k // 2)
+        self.enc_hi = nn.Sequential(*[ResBlock(D, k) for _ in range(cfg.res_blocks)])
+        self.down = nn.Conv1d(D, D, 4, stride=2, padding=1)
+        self.enc_lo = nn.Sequential(*[ResBlock(D, k) for _ in range(cfg.res_blocks)])
+        self.enc_out = nn.Conv1d(D, 2 * C, k, padding=k // 2)
+        self.dec_in = nn.Conv1d(C, D, k, padding=k // 2)
+        self.dec_lo = nn.Sequential(*[ResBlock(D, k) for _ in range(cfg.res_blocks)])
+        self.up = nn.Conv1d(D, D, k, padding=k // 2)  # after nearest 2x upsampling
+        self.dec_hi = nn.Sequential(*[ResBlock(D, k) for _ in range(cfg.res_blocks)])
+        self.dec_out = nn.Conv1d(D, audio.n_mels, k, padding=k // 2)
+        self.register_buffer("latent_mean", torch.zeros(C))
+        self.register_buffer("latent_std", torch.ones(C))
+
+    @property
+    def receptive_field(self) -> int:
+        """Latent frames of context each side so chunked decoding equals whole decoding."""
+        r = self.cfg.kernel // 2
+        lo = r * (1 + 2 * self.cfg.res_blocks)  # dec_in + dec_lo convs, at the latent rate
+        hi = r * (2 + 2 * self.cfg.res_blocks)  # up + dec_hi + dec_out convs, at the mel rate
+        return lo + (hi + 1) // 2 + 1
+
+    def encode(self, norm_log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, M, 2T) -> standardised posterior mean and log-variance, each (B, T, C)."""
+        assert norm_log_mel.shape[-1] % 2 == 0, f"{norm_log_mel.shape=} (mel frames must be even)"
+        h = self.enc_hi(self.enc_in(norm_log_mel))  # (B, D, 2T)
+        h = self.enc_lo(self.down(F.silu(h)))  # (B, D, T)
+        mean, logvar = self.enc_out(F.silu(h)).transpose(1, 2).chunk(2, dim=-1)  # (B, T, C) each
+        return (mean - self.latent_mean) / self.latent_std, logvar.clamp(-20, 10)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Standardised latents (B, T, C) -> normalised log-mel (B, M, 2T)."""
+        z = latents * self.latent_std + self.latent_mean  # (B, T, C)
+        h = self.dec_lo(self.dec_in(z.transpose(1, 2)))  # (B, D, T)
+        h = self.up(F.interpolate(F.silu(h), scale_factor=2, mode="nearest"))  # (B, D, 2T)
+        return self.dec_out(F.silu(self.dec_hi(h)))  # (B, M, 2T)
+
+    def decode_chunked(self, latents: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+        """Decode (B, T, C) in chunks of `chunk_frames` latent frames with context; equals `decode`."""
+        T, rf, s = latents.shape[1], self.receptive_field, self.cfg.time_compression
+        out = []
+        for a in range(0, T, chunk_frames):
+            b = min(T, a + chunk_frames)
+            lo, hi = max(0, a - rf), min(T, b + rf)
+            out.append(self.decode(latents[:, lo:hi])[..., (a - lo) * s:(b - lo) * s])
+        return torch.cat(out, dim=-1)  # (B, M, 2T)
+
+    def loss(self, norm_log_mel: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Reconstruction (L1 + MSE) + KL on raw (unstandardised) posterior; returns loss and parts."""
+        mean, logvar = self.encode(norm_log_mel)  # (B, T, C)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+        rec = self.decode(z)  # (B, M, 2T)
+        l1 = (rec - norm_log_mel).abs().mean()
+        mse = ((rec - norm_log_mel) ** 2).mean()
+        raw_mean = mean * self.latent_std + self.latent_mean
+        kl = 0.5 * (raw_mean ** 2 + logvar.exp() - 1 - logvar).mean()
+        return l1 + mse + self.cfg.kl_weight * kl, {"l1": float(l1.detach()), "mse": float(mse.detach()), "kl": float(kl.detach())}

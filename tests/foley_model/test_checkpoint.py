@@ -1,0 +1,47 @@
+import json
+
+import pytest
+import torch
+
+from foley_model.checkpoint import default_checkpoint_path, load_checkpoint, save_checkpoint, update_card
+from foley_model.configs import get_config
+from foley_model.errors import CheckpointError
+from foley_model.model import FoleyModel
+
+
+def test_round_trip_and_card(tmp_path):
+    torch.manual_seed(0)
+    model = FoleyModel(get_config("tiny"))
+    save_checkpoint(model, tmp_path, {"seed": 3, "metrics": {}})
+    loaded, card = load_checkpoint(tmp_path)
+    assert card["variant"] == "tiny" and card["seed"] == 3 and len(card["sha256"]) == 64
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    update_card(tmp_path, metrics={"f1_50": 0.5})
+    assert load_checkpoint(tmp_path)[1]["metrics"] == {"f1_50": 0.5}
+
+
+def test_hash_mismatch_is_refused(tmp_path):
+    model = FoleyModel(get_config("tiny"))
+    save_checkpoint(model, tmp_path)
+    data = bytearray((tmp_path / "model.safetensors").read_bytes())
+    data[-10] ^= 0xFF
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(ValueError):  # CheckpointError is a ValueError
+        load_checkpoint(tmp_path)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope")
+
+
+def test_shipped_checkpoint_loads_if_present():
+    path = default_checkpoint_path()
+    if not (path / "model.safetensors").exists():
+        pytest.skip("no shipped checkpoint in this tree yet")
+    model, card = load_checkpoint(path)
+    assert card["variant"] == "tiny" and json.dumps(card["config"])
+    assert (path / "model.safetensors").stat().st_size < 50 * 2 ** 20

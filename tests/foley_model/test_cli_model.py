@@ -1,0 +1,36 @@
+import json
+
+from click.testing import CliRunner
+
+from render_farm.cli import cli
+
+
+def test_bench_model_tiny_reports_params_flops_and_speed():
+    res = CliRunner().invoke(cli, ["bench", "model", "--variant", "tiny", "--batch", "1,2", "--steps", "2",
+                                   "--duration", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["parameters"] > 1e6 and out["gflops_per_audio_s_sampling"] > 0
+    assert [r["batch"] for r in out["rows"]] == [1, 2] and out["eager_one_window_audio_s_per_s"] > 0
+
+
+def test_eval_refuses_a_corrupt_checkpoint(tmp_path):
+    from foley_model.checkpoint import save_checkpoint
+    from foley_model.configs import get_config
+    from foley_model.model import FoleyModel
+    save_checkpoint(FoleyModel(get_config("tiny")), tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    res = CliRunner().invoke(cli, ["eval", "toyworld", "--checkpoint", str(tmp_path), "--clips", "1"])
+    assert res.exit_code != 0 and "sha256" in res.output
+
+
+def test_eval_toyworld_json_on_an_untrained_model(tmp_path):
+    from foley_model.checkpoint import save_checkpoint
+    from foley_model.configs import get_config
+    from foley_model.model import FoleyModel
+    save_checkpoint(FoleyModel(get_config("tiny")), tmp_path)
+    res = CliRunner().invoke(cli, ["eval", "toyworld", "--checkpoint", str(tmp_path), "--clips", "1",
+                                   "--modes", "model", "--steps", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    assert set(out["results"]) == {"model"} and out["results"]["model"]["n_clips"] == 1
