@@ -46,7 +46,8 @@ class ModelHandle:
         self.latent_rate_hz = Fraction(cfg.audio.sample_rate_hz, cfg.audio.hop * cfg.vae.time_compression)
         self.latent_channels: int = cfg.vae.latent_channels
         self.cue_columns: int = cfg.stereo.cue_columns
-        self.frame_size: tuple[int, int] = (cfg.encoders.frame_size * 2, cfg.encoders.frame_size * 2)
+        self.frame_size: tuple[int, int] = (96, 54)  # proxy frames → model input (it area-resizes further)
+        self.frame_context: int = int(getattr(getattr(model, "frame_encoder", None), "frame_context", 0))
         self.samples_per_latent: int = cfg.samples_per_latent
         model.eval()
 

@@ -42,14 +42,16 @@ def latents_from_bytes(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[int, int], video_end_s: float) -> tuple[np.ndarray, Fraction]:
-    """Frames at 24 fps covering [start_s, end_s): (T, H, W, 3) uint8 and the time of frame 0.
+def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[int, int], video_end_s: float,
+                  context: int = 0) -> tuple[np.ndarray, Fraction]:
+    """Frames at 24 fps covering [start_s, end_s) plus `context` frames each side (the frame
+    encoder looks at neighbours): (T, H, W, 3) uint8 and the time of frame 0.
 
-    Frame k shows the picture at t0 + k/24 with t0 = floor(start_s·24)/24; past the end of the
-    video the last picture is held, so every window gets frames for all its latent frames.
+    Frame k shows the picture at t0 + k/24 with t0 = floor(start_s·24)/24 − context/24 (not before
+    0); past the end of the video the last picture is held, so every window gets all its frames.
     """
-    k0 = int(start_s * SYNC_FPS)  # floor
-    k1 = -(-end_s.numerator * SYNC_FPS // end_s.denominator)  # ceil(end_s * 24)
+    k0 = max(int(start_s * SYNC_FPS) - context, 0)  # floor
+    k1 = -(-end_s.numerator * SYNC_FPS // end_s.denominator) + context  # ceil(end_s * 24)
     t0 = Fraction(k0, SYNC_FPS)
     stop = min(Fraction(k1, SYNC_FPS), Fraction(video_end_s))
     frames = [f.rgb for f in iter_frames(proxy_path, SYNC_FPS, size, start_s=t0, end_s=stop)] if stop > t0 else []
@@ -129,7 +131,7 @@ def render_window_batch(ctx: StepContext, job_id: str, spec: RenderSpec, seed: i
     inputs, noises = [], []
     for _wid, _index, start, end in plan:
         start_s, end_s = frame_to_seconds(start, rate), frame_to_seconds(end, rate)
-        frames, t0 = window_frames(proxy, start_s, end_s, model.frame_size, video_end_s)
+        frames, t0 = window_frames(proxy, start_s, end_s, model.frame_size, video_end_s, model.frame_context)
         inputs.append(WindowInput(frames=frames, frames_t0_s=float(t0), start_s=float(start_s),
                                   num_latent_frames=end - start, start_frame=start))
         noises.append(timeline_noise(seed, start, end, model.latent_channels))
