@@ -38,10 +38,8 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(tmp_path / "nope")
 
 
-def test_shipped_checkpoint_loads_if_present():
+def test_shipped_checkpoint_loads_and_is_verified():
     path = default_checkpoint_path()
-    if not (path / "model.safetensors").exists():
-        pytest.skip("no shipped checkpoint in this tree yet")
     model, card = load_checkpoint(path)
     assert card["variant"] == "tiny" and json.dumps(card["config"])
     assert (path / "model.safetensors").stat().st_size < 50 * 2 ** 20

@@ -19,8 +19,6 @@ FOLEY = [sys.executable, "-m", "render_farm"]
 
 
 def run_foley(args: list[str], data_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
-    if args[0] == "render" and os.environ.get("FOLEY_TEST_MODEL"):
-        args = args + ["--model", os.environ["FOLEY_TEST_MODEL"]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOLEY_")}
     env["FOLEY_DATA_DIR"] = str(data_dir)
     proc = subprocess.run(FOLEY + args, capture_output=True, text=True, env=env, timeout=900)
@@ -136,8 +134,6 @@ def test_unreachable_services_get_one_line(toy, tmp_path: Path, env: dict, fragm
     full = {k: v for k, v in os.environ.items() if not k.startswith("FOLEY_")}
     full.update(env, FOLEY_DATA_DIR=str(tmp_path / "state"))
     args = ["render", str(toy.path), "-o", str(tmp_path / "out.mp4"), "-q"]
-    if os.environ.get("FOLEY_TEST_MODEL"):
-        args += ["--model", os.environ["FOLEY_TEST_MODEL"]]
     proc = subprocess.run(FOLEY + args, capture_output=True, text=True, env=full, timeout=300)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
