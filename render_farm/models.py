@@ -151,7 +151,6 @@ def load_model(name_or_path: str) -> ModelHandle:
         model, card = load_checkpoint(path)
     except CheckpointError as exc:
         raise InvalidInput(f"model {name_or_path}: {exc}") from None
-    torch.set_grad_enabled(False)
     log.info("loaded model %s from %s (sha256 %s)", name, path, card["sha256"][:12])
     return ModelHandle(card.get("variant", name) if name == path.name else name, card["sha256"], model, path)
 
