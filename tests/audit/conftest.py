@@ -9,30 +9,20 @@ from typing import Any
 
 import boto3
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
 from storage.blobs import LocalBlobStore, S3BlobStore, S3Options
-from storage.db import make_engine, make_sessionmaker, normalize_url
+from storage.db import make_engine, make_sessionmaker
+from tests.pg_scratch import scratch_database
 
 
 @pytest.fixture
 def pg_migrated_url(pg_url: str) -> Iterator[str]:
     """A new PostgreSQL database migrated to head, dropped after the test."""
-    server = normalize_url(pg_url)
-    name = f"foley_audit_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(pg_url, "foley_audit") as url:
         migrations.upgrade(url)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture

@@ -9,28 +9,19 @@ from typing import Any
 
 import boto3
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.blobs import S3BlobStore, S3Options
-from storage.db import make_engine, make_sessionmaker, normalize_url
+from storage.db import make_engine, make_sessionmaker
 from storage.models import Base
+from tests.pg_scratch import scratch_database
 
 
 @pytest.fixture
 def pg_db_url(pg_url: str) -> Iterator[str]:
     """URL of a new, empty PostgreSQL database, dropped after the test."""
-    server = normalize_url(pg_url)
-    name = f"foley_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(pg_url, "foley_test") as url:
+        yield url
 
 
 @pytest.fixture
