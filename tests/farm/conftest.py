@@ -20,9 +20,10 @@ from typing import Any
 import boto3
 import pytest
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from storage.db import make_engine, make_sessionmaker, normalize_url
+from storage.db import make_engine, make_sessionmaker
+from tests.pg_scratch import scratch_database
 
 FOLEY = [sys.executable, "-m", "render_farm"]
 # Tiny, fast renders: 1–2 s windows, one window per batch (so pause/cancel act per window).
@@ -173,19 +174,9 @@ def farm_db(pg_url: str) -> Iterator[str]:
     """A new PostgreSQL database migrated to head (`foley db upgrade`), dropped after the test."""
     import migrations
 
-    server = normalize_url(pg_url)
-    name = f"foley_farm_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    migrations.upgrade(url)
-    try:
+    with scratch_database(pg_url, "foley_farm") as url:
+        migrations.upgrade(url)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
