@@ -41,7 +41,11 @@ class VAEConfig:
     kernel: int = 3
     time_compression: int = 2
     kl_weight: float = 1e-4
+    flux_weight: float = 1.0  # L1 on frame-to-frame mel change (keeps onsets sharp)
     adversarial: bool = False  # a mel discriminator loss (off for tiny)
+    adv_weight: float = 0.1  # generator's hinge loss weight when adversarial
+    adv_feature_weight: float = 1.0  # feature-matching loss weight when adversarial
+    adv_start_fraction: float = 0.3  # the discriminator joins after this share of the VAE stage
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,9 @@ class TrainConfig:
     p_drop_text: float = 0.1
     clip_s: float = 4.0  # training clips
     min_window_s: float = 2.0  # training windows are random crops in [min_window_s, clip_s]
-    stage_fractions: tuple[tuple[str, float], ...] = (("vae", 4 / 35), ("dit", 26.5 / 35), ("stereo", 3 / 35),
-                                                       ("vocoder", 1.5 / 35))
+    # of the wall-clock budget (`foley train --minutes`); the shipped tiny used 50 minutes
+    stage_fractions: tuple[tuple[str, float], ...] = (("vae", 8 / 50), ("dit", 36 / 50), ("stereo", 3.5 / 50),
+                                                       ("vocoder", 2.5 / 50))
 
 
 @dataclass(frozen=True)

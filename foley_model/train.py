@@ -26,6 +26,7 @@ from .configs import ModelConfig, get_config
 from .data import ClipPool
 from .flow_matching import interpolate, masked_mse, sample_t_logit_normal
 from .model import FoleyModel
+from .vae import MelDiscriminator, discriminator_loss
 
 log = logging.getLogger(__name__)
 STAGES = ("vae", "dit", "stereo", "vocoder")
@@ -188,7 +189,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ stages
     def stage_vae(self, pool: ClipPool) -> None:
-        m, B = self.model, self.cfg.train.batch
+        m, B, vcfg = self.model, self.cfg.train.batch, self.cfg.vae
+        # optional adversarial loss: a patch discriminator over mel joins after adv_start_fraction of the
+        # stage (a training aid, not part of the checkpoint; it restarts fresh when a run is resumed)
+        disc = MelDiscriminator(self.cfg.audio.n_mels) if vcfg.adversarial else None
+        d_opt = torch.optim.AdamW(disc.parameters(), lr=2e-4, betas=(0.5, 0.9)) if disc is not None else None
+        adv_from_s = vcfg.adv_start_fraction * self.budget_s.get("vae", 0.0)
 
         def step_fn(step):
             batch = Batch(pool.sample(B), self.rng)
@@ -196,8 +202,20 @@ class Trainer:
                 if self.rng.random() < 0.3 else batch.audio.mean(1)  # (B, n): mono mix, sometimes one channel
             mel = m.mel(wave)  # (B, M, T)
             a = 2 * self.rng.randint(0, (mel.shape[-1] - 128) // 2)  # random even crop of 128 frames (~2 s)
-            loss, parts = m.vae.loss(mel[..., a:a + 128])
-            return loss, parts
+            crop = mel[..., a:a + 128]
+            use_adv = disc is not None and self.state["elapsed_s"].get("vae", 0.0) >= adv_from_s
+            extra = {}
+            if use_adv:  # the discriminator's step first, on the current reconstruction
+                with torch.no_grad():
+                    fake = m.vae.decode(m.vae.encode(crop)[0])
+                d_loss = discriminator_loss(disc, crop, fake)
+                d_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                d_opt.step()
+                extra["d_loss"] = float(d_loss.detach())
+            loss, parts = m.vae.loss(crop, disc if use_adv else None)
+            parts.pop("reconstruction")
+            return loss, {**parts, **extra}
 
         m.vae.train()
         self.run_stage("vae", list(m.vae.parameters()), step_fn, lr=1e-3, warmup=30)

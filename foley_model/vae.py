@@ -89,13 +89,62 @@ class MelVAE(nn.Module):
             out.append(self.decode(latents[:, lo:hi])[..., (a - lo) * s:(b - lo) * s])
         return torch.cat(out, dim=-1)  # (B, M, 2T)
 
-    def loss(self, norm_log_mel: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Reconstruction (L1 + MSE) + KL on raw (unstandardised) posterior; returns loss and parts."""
+    def loss(self, norm_log_mel: torch.Tensor, disc: "MelDiscriminator | None" = None) -> tuple[torch.Tensor, dict]:
+        """Reconstruction (L1 + MSE + frame-difference L1) + KL on raw (unstandardised) posterior, plus the
+        adversarial and feature-matching terms when a discriminator is given; returns loss and parts
+        (parts["reconstruction"] is the decoded mel, for the discriminator's own step)."""
         mean, logvar = self.encode(norm_log_mel)  # (B, T, C)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
         rec = self.decode(z)  # (B, M, 2T)
         l1 = (rec - norm_log_mel).abs().mean()
         mse = ((rec - norm_log_mel) ** 2).mean()
+        # frame-to-frame change: onsets are sharp rises that plain L1/MSE smear across the 2x compression
+        flux = ((rec[..., 1:] - rec[..., :-1]) - (norm_log_mel[..., 1:] - norm_log_mel[..., :-1])).abs().mean()
         raw_mean = mean * self.latent_std + self.latent_mean
         kl = 0.5 * (raw_mean ** 2 + logvar.exp() - 1 - logvar).mean()
-        return l1 + mse + self.cfg.kl_weight * kl, {"l1": float(l1.detach()), "mse": float(mse.detach()), "kl": float(kl.detach())}
+        loss = l1 + mse + self.cfg.flux_weight * flux + self.cfg.kl_weight * kl
+        parts = {"l1": float(l1.detach()), "mse": float(mse.detach()), "flux": float(flux.detach()),
+                 "kl": float(kl.detach())}
+        if disc is not None:
+            adv, fm = generator_adv_loss(disc, norm_log_mel, rec)
+            loss = loss + self.cfg.adv_weight * adv + self.cfg.adv_feature_weight * fm
+            parts.update(adv=float(adv.detach()), fm=float(fm.detach()))
+        parts["reconstruction"] = rec
+        return loss, parts
+
+
+class MelDiscriminator(nn.Module):
+    """Patch discriminator over normalised log-mel (B, M, T): 2-D convs over (mel bin, frame), so it
+    judges local texture and transients, the detail an L1/MSE reconstruction smears. Hinge losses."""
+
+    def __init__(self, n_mels: int, channels: tuple[int, ...] = (32, 64, 128)):
+        super().__init__()
+        chans = (1,) + tuple(channels)
+        self.convs = nn.ModuleList(
+            nn.utils.parametrizations.spectral_norm(nn.Conv2d(a, b, (3, 5), stride=(2, 1), padding=(1, 2)))
+            for a, b in zip(chans[:-1], chans[1:]))
+        self.out = nn.Conv2d(chans[-1], 1, 3, padding=1)
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """-> patch logits (B, 1, M', T) and the intermediate feature maps (for feature matching)."""
+        h, feats = mel.unsqueeze(1), []  # (B, 1, M, T)
+        for conv in self.convs:
+            h = F.leaky_relu(conv(h), 0.2)  # (B, C, M / 2^k, T)
+            feats.append(h)
+        return self.out(h), feats
+
+
+def discriminator_loss(disc: MelDiscriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Hinge loss for the discriminator (fake is detached)."""
+    real_logits, _ = disc(real)
+    fake_logits, _ = disc(fake.detach())
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def generator_adv_loss(disc: MelDiscriminator, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The generator's hinge loss and the L1 feature-matching loss against the real mel's features."""
+    fake_logits, fake_feats = disc(fake)
+    with torch.no_grad():
+        _, real_feats = disc(real)
+    fm = sum((a - b).abs().mean() for a, b in zip(fake_feats, real_feats)) / len(fake_feats)
+    return -fake_logits.mean(), fm
