@@ -5,10 +5,12 @@ small (frames area-resized to the model's frame size as uint8, audio as float16)
 """
 from __future__ import annotations
 
+import collections
 import multiprocessing as mp
 import os
 import queue as queue_mod
 import random
+import threading
 import time
 
 import numpy as np
@@ -64,15 +66,30 @@ class ClipPool:
         self.proc = ctx.Process(target=worker_main, daemon=True,
                                 args=(self.q, self.stop, seed, start_index, clip_s, frame_size, sample_rate_hz))
         self.proc.start()
+        # A reader thread keeps the pipe flowing: each clip is ~0.5 MB, more than a pipe buffer, so
+        # polling the queue once per training step received about one clip per step (the worker sat
+        # blocked mid-write) and the pool went stale. The thread waits in q.get with the GIL released.
+        self._inbox: collections.deque = collections.deque()
+        self._reader = threading.Thread(target=self._read_forever, name="clip-pool-reader", daemon=True)
+        self._reader.start()
         self.items: list[dict] = []
         self.capacity, self.next_index = capacity, start_index
         self.rng = random.Random(seed)
 
+    def _read_forever(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self._inbox.append(self.q.get(timeout=0.5))
+            except queue_mod.Empty:
+                continue
+            except (EOFError, OSError):  # the worker went away; sample() reports it
+                return
+
     def drain(self) -> None:
         while True:
             try:
-                item = self.q.get_nowait()
-            except queue_mod.Empty:
+                item = self._inbox.popleft()
+            except IndexError:
                 return
             self.next_index = item["index"] + 1
             if len(self.items) < self.capacity:
@@ -92,6 +109,7 @@ class ClipPool:
 
     def close(self) -> None:
         self.stop.set()
+        self._reader.join(timeout=2)
         self.proc.join(timeout=5)
         if self.proc.is_alive():
             self.proc.terminate()
