@@ -6,7 +6,9 @@ are added to each audio token's adaLN condition. Padding is handled by key masks
 never changes a real token's result.
 
 `MMDiT.forward(x, t, ...)` IS the velocity function (conditions prepared once per window), which is
-what a DeepSpeed inference engine / CUDA graph wraps on GPU workers.
+what a DeepSpeed inference engine / CUDA graph wraps on GPU workers. It computes in the dtype of
+its weights (fp32, or bf16/fp16 on GPU workers) and takes and returns float32 tensors, so the
+sampler integrates in fp32 whatever the network runs in; positions and RoPE angles stay fp32.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def rope_angles(pos: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Te
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     x1, x2 = x[..., 0::2], x[..., 1::2]  # (B, H, L, hd/2)
-    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)  # (B, H, L, hd)
+    out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)  # (B, H, L, hd), fp32 angles
+    return out.to(x.dtype)  # back to the network dtype (a no-op in fp32)
 
 
 class Mlp(nn.Module):
@@ -128,8 +131,10 @@ class MMDiT(nn.Module):
         """
         B, T, _ = x.shape
         assert sync.shape[:2] == (B, T), f"{sync.shape=} {x.shape=}"
+        out_dtype, dt = x.dtype, self.x_in.weight.dtype  # inputs/output dtype, network dtype (no-ops when equal)
+        x, sync, visual, text, global_cond = (z.to(dt) for z in (x, sync, visual, text, global_cond))
         a = self.x_in(x) + self.sync_tok(sync)  # (B, T, D)
-        c = global_cond + self.t_embed(sinusoidal(t * 1000.0, 256))  # (B, D)
+        c = global_cond + self.t_embed(sinusoidal(t * 1000.0, 256).to(dt))  # (B, D)
         c_audio = c[:, None] + sync  # (B, T, D)
         c_other = c[:, None]  # (B, 1, D)
         hd, base = self.cfg.head_dim, self.cfg.rope_base
@@ -142,4 +147,4 @@ class MMDiT(nn.Module):
         for blk in self.audio:
             (a,) = blk([a], [c_audio], [rope_a], latent_mask)  # (B, T, D)
         shift, scale = self.final_ada(F.silu(c_audio)).chunk(2, dim=-1)  # (B, T, D) each
-        return self.final(self.final_norm(a) * (1 + scale) + shift)  # (B, T, C)
+        return self.final(self.final_norm(a) * (1 + scale) + shift).to(out_dtype)  # (B, T, C)

@@ -4,6 +4,7 @@ Render one window (B windows of possibly different lengths are padded into one b
 
     cond = model.prepare_conditions(frames, captions, start_s, duration_s, frames_start_s)
     lat = model.sample_latents(cond, noise)              # noise (B, T_lat, C) from the timeline
+                                                          # (bind=engine.bind: DeepSpeed / compiled network)
     mono = model.decode_mel(lat)                          # (B, M, 2 T_lat); chunkable
     stereo = model.to_stereo(mono, cond.cues)             # (B, 2, M, 2 T_lat); chunkable
     wave = model.vocode(stereo)                           # (B, 2, 2 T_lat * hop); chunkable
@@ -11,7 +12,7 @@ Render one window (B windows of possibly different lengths are padded into one b
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from .configs import ModelConfig
 from .encoders import (FeatureAdapter, FrameCNN, HashedTextEncoder, frames_to_float, position_cues,
                        resample_by_time)
-from .flow_matching import FlowMatching
+from .flow_matching import FlowMatching, Velocity
 from .mel import MelSpectrogram
 from .mmdit import MMDiT, sinusoidal
 from .stereo import Mono2Stereo
@@ -128,7 +129,7 @@ class FoleyModel(nn.Module):
     def prepare_conditions(self, frames: torch.Tensor | None, captions: Sequence[str], start_s, duration_s,
                            frames_start_s=None, num_latent_frames: int | None = None,
                            sync_feats: torch.Tensor | None = None, semantic_feats: torch.Tensor | None = None,
-                           text_feats: torch.Tensor | None = None) -> Conditions:
+                           text_feats: torch.Tensor | None = None, num_visual_tokens: int | None = None) -> Conditions:
         """Encode a batch of windows once.
 
         frames: (B, Tf, H, W, 3) RGB uint8 (or float in [0, 1]) at 24 fps, any size; frame k of item b
@@ -138,7 +139,8 @@ class FoleyModel(nn.Module):
         latent rate) and length in seconds. Windows shorter than the batch's longest are padded:
         latent_mask marks the real frames. Pretrained variants take features instead of frames:
         sync_feats (B, Tf, sync_dim) at 24 fps, semantic_feats (B, Tf8, semantic_dim) at 8 fps, both
-        starting at frames_start_s, and text_feats (B, Lt, text_dim).
+        starting at frames_start_s, and text_feats (B, Lt, text_dim). num_latent_frames / num_visual_tokens:
+        pad to these lengths (a length bucket, so a batch has a fixed shape) instead of the longest window's.
         """
         cfg, enc, dev = self.cfg, self.cfg.encoders, self.device
         B = len(captions)
@@ -152,7 +154,9 @@ class FoleyModel(nn.Module):
         j = torch.arange(T, device=dev, dtype=torch.float64)
         latent_mask = j[None] < lat_n[:, None]  # (B, T)
         lat_times = start[:, None] + j[None] / rate  # (B, T) absolute seconds
-        Lv = max(1, int(torch.ceil(dur.max() * enc.semantic_fps - 1e-6)))
+        Lv_min = max(1, int(torch.ceil(dur.max() * enc.semantic_fps - 1e-6)))
+        Lv = int(num_visual_tokens or Lv_min)
+        assert Lv >= Lv_min, f"{Lv=} < {Lv_min=}"
         k = torch.arange(Lv, device=dev, dtype=torch.float64)
         tok_rel = (k + 0.5) / enc.semantic_fps  # (Lv,) token centres from the window start
         visual_mask = tok_rel[None] - 0.5 / enc.semantic_fps < dur[:, None]  # (B, Lv)
@@ -215,24 +219,37 @@ class FoleyModel(nn.Module):
         """(B, T, C) latents at flow time t (B,) -> velocity (B, T, C)."""
         return self.dit(x, t, *cond.dit_args())
 
+    def bind_velocity(self, cond: Conditions,
+                      bind: Callable[[tuple[torch.Tensor, ...]], Velocity] | None = None) -> Velocity:
+        """The velocity function (x, t) -> v of these conditions; their tensors are prepared ONCE here.
+
+        bind: an inference engine's `bind` (DeepSpeed, torch.compile, ...) that wraps the network
+        around the prepared condition tensors; default: this model's DiT, eagerly."""
+        args = cond.dit_args()
+        if bind is not None:
+            return bind(args)
+        return lambda x, t: self.dit(x, t, *args)
+
     @torch.no_grad()
     def sample_latents(self, cond: Conditions, noise: torch.Tensor, steps: int | None = None,
                        cfg_scale: float | None = None, negative_prompt: Sequence[str] | None = None,
-                       method: str | None = None) -> torch.Tensor:
+                       method: str | None = None,
+                       bind: Callable[[tuple[torch.Tensor, ...]], Velocity] | None = None) -> torch.Tensor:
         """Integrate from the caller's noise (B, T, C) (timeline noise) to standardised latents (B, T, C).
 
         Padded frames (latent_mask False) come back as zeros; real frames do not depend on padding.
+        CFG runs as ONE forward pass per step over the conditional and unconditional halves of a 2B
+        batch. bind: see `bind_velocity` (the engine the network runs in; default eager).
         """
         assert noise.shape[:2] == cond.latent_mask.shape, f"{noise.shape=} {cond.latent_mask.shape=}"
         scale = self.cfg.sampling.cfg_scale if cfg_scale is None else float(cfg_scale)
         sampler = FlowMatching(steps or self.cfg.sampling.steps, method or self.cfg.sampling.method)
         noise = noise.to(self.device, torch.float32)
         if scale == 1.0:
-            x = sampler.run_t0_to_t1(lambda x, t: self.velocity(x, t, cond), noise)
+            x = sampler.run_t0_to_t1(self.bind_velocity(cond, bind), noise)
         else:
-            pair = cat_conditions(cond, self.unconditional(cond, negative_prompt))
-            fn = lambda x, t: FlowMatching.cfg_velocity_batched(  # noqa: E731
-                lambda xx, tt: self.velocity(xx, tt, pair), x, t, scale)
+            pair = self.bind_velocity(cat_conditions(cond, self.unconditional(cond, negative_prompt)), bind)
+            fn = lambda x, t: FlowMatching.cfg_velocity_batched(pair, x, t, scale)  # noqa: E731
             x = sampler.run_t0_to_t1(fn, noise)
         return x * cond.latent_mask[..., None]  # (B, T, C)
 

@@ -104,3 +104,44 @@ class Settings:
             "store_url": self.store_url,
             "s3_endpoint_url": self.s3_endpoint_url,
         }
+
+
+ENGINES = ("auto", "eager", "deepspeed", "compile")
+DTYPES = ("auto", "bf16", "fp16", "fp32")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Where and how this process runs the render network: a worker setting, not a render parameter.
+
+    device: the torch device ("cpu", "cuda", "cuda:0"; inside a `--gpus` child its one GPU is
+    cuda:0). label: what window rows record as the device (the physical GPU, e.g. "cuda:3").
+    engine / dtype apply on CUDA ("auto": DeepSpeed with CUDA graphs, bf16); the CPU path always
+    runs plain torch in fp32, so a CPU worker renders the bytes `foley render` renders.
+    """
+
+    device: str = "cpu"
+    engine: str = "auto"
+    dtype: str = "auto"
+    label: str = ""
+    cuda_graphs: bool = True
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise InvalidInput(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        if self.dtype not in DTYPES:
+            raise InvalidInput(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise InvalidInput(f"device {self.device!r} is not cpu, cuda or cuda:N")
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def describe(self) -> str:
+        """For window rows and logs: "cpu", or e.g. "cuda:3 deepspeed bf16"."""
+        where = self.label or self.device
+        return where if not self.on_cuda else f"{where} {self.engine} {self.dtype}"
+
+
+CPU_INFERENCE = InferenceConfig()

@@ -12,7 +12,7 @@ from typing import Callable, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from render_farm.config import Settings
+from render_farm.config import CPU_INFERENCE, InferenceConfig, Settings
 from schedulers.base import Executor
 from storage.blobs import BlobStore, open_store
 from storage.db import make_engine, make_sessionmaker, masked_url
@@ -53,16 +53,23 @@ class StepContext:
     scratch_dir: Path
     worker: str = field(default_factory=worker_id)
     host: str = field(default_factory=socket.gethostname)
-    device: str = "cpu"
+    device: str = "cpu"  # recorded on the windows this process claims
+    inference: InferenceConfig = CPU_INFERENCE  # where the render network runs (resolved for this process)
     lease_s: float = 1800.0
     progress: ProgressSink | None = None
     stages: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # job → stage → wall_s, peak_rss_mb
+    stage_parts: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # job → stage → part → s
 
     def record_stage(self, job_id: str, stage: str, wall_s: float) -> None:
         """Add wall time to a stage of a job (this process), with the process's peak RSS so far."""
         entry = self.stages.setdefault(job_id, {}).setdefault(stage, {"wall_s": 0.0, "peak_rss_mb": 0.0})
         entry["wall_s"] = round(entry["wall_s"] + wall_s, 4)
         entry["peak_rss_mb"] = round(peak_rss_mb(), 1)
+
+    def record_part(self, job_id: str, stage: str, part: str, wall_s: float) -> None:
+        """Add wall time to a part of a stage (e.g. render: frames, encode, dit), already counted in the stage."""
+        parts = self.stage_parts.setdefault(job_id, {}).setdefault(stage, {})
+        parts[part] = round(parts.get(part, 0.0) + wall_s, 4)
 
     def report_progress(self, job_id: str, stage: str, done: int, total: int) -> None:
         if self.progress is not None:

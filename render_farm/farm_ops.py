@@ -16,7 +16,7 @@ from typing import Any, Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from render_farm.config import Settings
+from render_farm.config import InferenceConfig, Settings
 from render_farm.context import StepContext, build_context
 from render_farm.hashing import sha256_file
 from render_farm.inputs import store_key_of
@@ -44,13 +44,15 @@ CATALOG_SYNC_STEP = "render_farm.farm_ops:catalog_sync_step"
 
 def farm_app(settings: Settings, *, lease_s: float | None = None, device: str = "cpu",
              reaper_interval_s: float | None = None, stall_s: float | None = None,
-             visibility_timeout_s: float | None = None, catalog_sync: dict[str, Any] | None = None) -> Any:
+             visibility_timeout_s: float | None = None, catalog_sync: dict[str, Any] | None = None,
+             inference: InferenceConfig | None = None) -> Any:
     """The Celery app for these settings (FOLEY_BROKER_URL must name a broker)."""
     from schedulers.celery_app import FarmConfig, make_app
 
     if not settings.broker_url:
         raise InvalidInput("FOLEY_BROKER_URL is not set: the farm needs a broker (`foley render` runs without one)")
-    options = context_options(settings, device=device, **({"lease_s": lease_s} if lease_s else {}))
+    options = context_options(settings, device=device, inference=inference,
+                              **({"lease_s": lease_s} if lease_s else {}))
     extra = {k: v for k, v in {"reaper_interval_s": reaper_interval_s, "stall_s": stall_s,
                                "visibility_timeout_s": visibility_timeout_s}.items() if v is not None}
     return make_app(FarmConfig(broker_url=settings.broker_url, context_factory=FACTORY, steps=STEPS,

@@ -4,19 +4,30 @@ latents, and the chunkable decode stages (Mel-VAE → Mono2Stereo → vocoder) f
 Window results are stored as one array per window: the standardised latents (T, C) followed by
 the stereo position cues of its 2T mel frames folded to the latent rate (T, 4·cols), so the same
 crossfade stitches both and assembly needs no second pass over the video.
+
+Rendering runs on the process's inference placement (`InferenceConfig`): the CPU path is the
+loaded model itself, in plain torch; a GPU worker gets a copy of the model on its device once per
+process, with the velocity network wrapped by an engine (DeepSpeed with a CUDA graph per batch
+shape, torch.compile, or eager). The decode stages of assembly always run on the CPU copy, so the
+bytes of an assembled track do not depend on which worker assembled it.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import logging
+import math
+import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from render_farm.config import CPU_INFERENCE, InferenceConfig
 from render_farm.errors import InvalidInput, NotFound
 from render_farm.spec import RenderSpec
 from render_farm.timeline.chunked import Stage
@@ -35,6 +46,29 @@ class WindowInput:
     start_frame: int
 
 
+@dataclass
+class Runtime:
+    """The render part of a model placed on one device: conditions and sampler run on `model`; the
+    velocity network runs in `engine` (None: the model's own network, eager: the CPU path)."""
+
+    model: Any  # FoleyModel on `device`
+    engine: Any  # render_farm.engine.EagerEngine or a subclass, or None
+    device: torch.device
+    placement: InferenceConfig
+
+    @property
+    def bind(self):
+        return None if self.engine is None else self.engine.bind
+
+    def describe(self) -> str:
+        engine = "eager fp32" if self.engine is None else self.engine.describe()
+        return f"{self.placement.label or self.device} {engine}"
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
 class ModelHandle:
     """A loaded checkpoint and everything the pipeline asks of it."""
 
@@ -50,6 +84,39 @@ class ModelHandle:
         self.frame_context: int = int(getattr(getattr(model, "frame_encoder", None), "frame_context", 0))
         self.samples_per_latent: int = cfg.samples_per_latent
         model.eval()
+        self._runtimes: dict[InferenceConfig, Runtime] = {}
+        self._lock = threading.Lock()
+
+    def runtime(self, placement: InferenceConfig | None = None) -> Runtime:
+        """The model placed for rendering, built once per placement and process (see module doc).
+
+        `placement` must be resolved (`render_farm.engine.resolve_inference`): a CUDA device that
+        exists, or the CPU path."""
+        placement = placement or CPU_INFERENCE
+        with self._lock:
+            rt = self._runtimes.get(placement)
+            if rt is None:
+                rt = self._runtimes[placement] = self._place(placement)
+            return rt
+
+    def _place(self, placement: InferenceConfig) -> Runtime:
+        if not placement.on_cuda:
+            return Runtime(self.model, None, torch.device("cpu"), placement)
+        from render_farm.engine import DTYPES, select_engine
+
+        t0 = time.perf_counter()
+        device = torch.device(placement.device)
+        model = copy.deepcopy(self.model).to(device).eval()  # this process's copy; the CPU one stays for decoding
+        engine = select_engine(placement.engine, model.dit, device, DTYPES[placement.dtype],
+                               cuda_graphs=placement.cuda_graphs)
+        log.info("model %s placed on %s (%s) in %.1f s", self.name, placement.label or device, engine.describe(),
+                 time.perf_counter() - t0)
+        return Runtime(model, engine, device, placement)
+
+    def visual_tokens(self, num_latent_frames: int) -> int:
+        """Semantic tokens (8 fps) covering `num_latent_frames` latent frames: the batch shape of a bucket."""
+        fps = Fraction(self.cfg.encoders.semantic_fps).limit_denominator(1000)
+        return max(1, math.ceil(Fraction(num_latent_frames) / self.latent_rate_hz * fps))
 
     # ------------------------------------------------------------------ planning
     def resolve(self, spec: RenderSpec) -> RenderSpec:
@@ -64,24 +131,43 @@ class ModelHandle:
         return self.latent_channels + 4 * self.cue_columns
 
     @torch.inference_mode()
-    def render_latents(self, inputs: Sequence[WindowInput], noises: Sequence[np.ndarray], spec: RenderSpec) -> list[np.ndarray]:
-        """One padded batch → per window (T, C + 4·cols) float32: latents then folded stereo cues."""
-        T = max(w.num_latent_frames for w in inputs)
+    def render_latents(self, inputs: Sequence[WindowInput], noises: Sequence[np.ndarray], spec: RenderSpec, *,
+                       padded_frames: int | None = None, placement: InferenceConfig | None = None,
+                       timings: dict[str, float] | None = None) -> list[np.ndarray]:
+        """One padded batch → per window (T, C + 4·cols) float32: latents then folded stereo cues.
+
+        padded_frames: the batch's length bucket from the plan (every window padded to it, and the
+        semantic tokens to its length, so the batch has the bucket's shape); None (plans made before
+        buckets): the longest window's length. placement: where the network runs (default: the CPU
+        path). timings: filled with the seconds spent in "encode" (conditions) and "dit" (sampler).
+        """
+        longest = max(w.num_latent_frames for w in inputs)
+        T = padded_frames or longest
+        assert T >= longest, f"{padded_frames=} < {longest=}"
+        rt = self.runtime(placement)
+        t0 = time.perf_counter()
         Tf = max(w.frames.shape[0] for w in inputs)
         frames = np.stack([np.concatenate([w.frames, np.repeat(w.frames[-1:], Tf - len(w.frames), 0)]) for w in inputs])
         rate = float(self.latent_rate_hz)
-        cond = self.model.prepare_conditions(
+        cond = rt.model.prepare_conditions(
             torch.from_numpy(frames), [spec.prompt] * len(inputs),
             start_s=[w.start_s for w in inputs],
             duration_s=[w.num_latent_frames / rate for w in inputs],
             frames_start_s=[w.frames_t0_s for w in inputs],
-            num_latent_frames=T)
+            num_latent_frames=T, num_visual_tokens=self.visual_tokens(T) if padded_frames else None)
         noise = torch.zeros(len(inputs), T, self.latent_channels)
         for i, n in enumerate(noises):
             noise[i, : n.shape[0]] = torch.from_numpy(n)
         negative = [spec.negative_prompt] * len(inputs) if spec.negative_prompt else None
-        lat = self.model.sample_latents(cond, noise, steps=spec.steps, cfg_scale=spec.cfg_scale, negative_prompt=negative)
-        cues = cond.cues  # (B, 2 cols, 2T)
+        if timings is not None:
+            rt.synchronize()
+            timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t0
+            t0 = time.perf_counter()
+        lat = rt.model.sample_latents(cond, noise, steps=spec.steps, cfg_scale=spec.cfg_scale,
+                                      negative_prompt=negative, bind=rt.bind).cpu()
+        if timings is not None:
+            timings["dit"] = timings.get("dit", 0.0) + time.perf_counter() - t0
+        cues = cond.cues.cpu()  # (B, 2 cols, 2T)
         out = []
         for i, w in enumerate(inputs):
             n = w.num_latent_frames

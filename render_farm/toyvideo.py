@@ -100,3 +100,60 @@ def write_toy_video(path: Path, duration_s: float, seed: int = 0, size: tuple[in
                 out.mux(packet)
     os.replace(tmp, path)
     return ToyVideo(path, n_total / fps, float(fps), size, tuple(cuts), tuple(events), tuple(captions))
+
+
+def _write_part(args: tuple[str, float, int, tuple[int, int], int]) -> int:
+    path, duration_s, seed, size, fps = args
+    video = write_toy_video(Path(path), duration_s, seed=seed, size=size, fps=fps, segment_s=20.0)
+    return round(video.duration_s * fps)
+
+
+def write_toy_episode(path: Path, duration_s: float, seed: int = 0, size: tuple[int, int] = (256, 144),
+                      fps: int = 24, workers: int | None = None, part_s: float = 120.0) -> Path:
+    """A long toy-world video for benchmarks, written as parts in parallel processes and joined by
+    copying packets (no re-encode). Parts of `part_s` seconds, each its own scenes (every part
+    join is a cut). No ground truth is kept; use `write_toy_video` where events matter."""
+    import concurrent.futures
+    import multiprocessing
+    import tempfile
+
+    path = Path(path)
+    frames_total = max(1, math.ceil(duration_s * fps - 1e-6))
+    part_frames = max(1, round(part_s * fps))
+    counts = [min(part_frames, frames_total - k) for k in range(0, frames_total, part_frames)]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(counts)))
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        parts = [Path(tmp) / f"part{i:04d}.mp4" for i in range(len(counts))]
+        jobs = [(str(p), n / fps, seed * 100_000 + i, size, fps) for i, (p, n) in enumerate(zip(parts, counts))]
+        if workers == 1:
+            written = [_write_part(j) for j in jobs]
+        else:  # spawn: the caller may hold threads (torch) or a CUDA context that fork must not copy
+            spawn = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+                written = list(pool.map(_write_part, jobs))
+        _join_mp4(parts, written, fps, path)
+    return path
+
+
+def _join_mp4(parts: list[Path], frames: list[int], fps: int, dst: Path) -> None:
+    """Concatenate MP4 files with identical H.264 parameters (stream copy, timestamps shifted)."""
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    with av.open(str(parts[0])) as first, av.open(str(tmp), "w", format="mp4") as out:
+        template = first.streams.video[0]
+        ostream = out.add_stream_from_template(template)
+        start = Fraction(0)  # seconds
+        for part, n in zip(parts, frames):
+            with av.open(str(part)) as inp:
+                stream = inp.streams.video[0]
+                if stream.codec_context.extradata != template.codec_context.extradata:
+                    raise ValueError(f"{part}: H.264 parameters differ from the first part's")
+                shift = int(start / stream.time_base)
+                for packet in inp.demux(stream):
+                    if packet.dts is None:  # the demuxer's end-of-stream marker
+                        continue
+                    packet.pts += shift
+                    packet.dts += shift
+                    packet.stream = ostream
+                    out.mux(packet)
+            start += Fraction(n, fps)
+    os.replace(tmp, dst)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from render_farm.config import Settings
+from render_farm.config import InferenceConfig, Settings
 from render_farm.context import StepContext, build_context
 from render_farm.steps import STEP_ASSEMBLE, STEP_INGEST, STEP_RENDER
 from schedulers.base import Executor
@@ -24,8 +24,13 @@ STEPS = StepNames(ingest=STEP_INGEST, render=STEP_RENDER, assemble=STEP_ASSEMBLE
 DEFAULT_LEASE_S = 1800.0
 
 
-def context_options(settings: Settings, *, lease_s: float = DEFAULT_LEASE_S, device: str = "cpu") -> dict[str, Any]:
-    """What a worker process needs to rebuild its context (no secrets beyond the URLs themselves)."""
+def context_options(settings: Settings, *, lease_s: float = DEFAULT_LEASE_S, device: str = "cpu",
+                    inference: InferenceConfig | None = None) -> dict[str, Any]:
+    """What a worker process needs to rebuild its context (no secrets beyond the URLs themselves).
+
+    `inference` is the requested placement of the render network; each worker process resolves it
+    itself when it builds its context (so CUDA is touched only there, never in a prefork parent)."""
+    inference = inference or InferenceConfig(device=device if device.startswith("cuda") else "cpu", label=device)
     return {
         "data_dir": str(settings.data_dir),
         "database_url": settings.database_url,
@@ -33,7 +38,9 @@ def context_options(settings: Settings, *, lease_s: float = DEFAULT_LEASE_S, dev
         "store_url": settings.store_url,
         "s3_endpoint_url": settings.s3_endpoint_url,
         "lease_s": float(lease_s),
-        "device": device,
+        "device": inference.label or inference.device,
+        "inference": {"device": inference.device, "engine": inference.engine, "dtype": inference.dtype,
+                      "label": inference.label, "cuda_graphs": inference.cuda_graphs},
     }
 
 
@@ -49,7 +56,13 @@ def build(executor: Executor, options: dict[str, Any]) -> StepContext:
     scratch = settings.data_dir / "scratch" / f"worker-{os.getpid()}"
     ctx = build_context(settings, executor, scratch_dir=scratch)
     ctx.lease_s = float(options.get("lease_s", DEFAULT_LEASE_S))
-    ctx.device = str(options.get("device", "cpu"))
+    if options.get("inference"):
+        from render_farm.engine import resolve_inference  # torch: only in the process that renders
+
+        ctx.inference = resolve_inference(InferenceConfig(**options["inference"]))
+        ctx.device = ctx.inference.describe()
+    else:
+        ctx.device = str(options.get("device", "cpu"))
     log.info("worker %s: context on %s, device %s, lease %.0f s", ctx.worker, settings.describe()["database_url"],
              ctx.device, ctx.lease_s)
     return ctx

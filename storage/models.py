@@ -188,6 +188,8 @@ class Window(Base):
     start_frame: Mapped[int] = mapped_column(Integer)
     end_frame: Mapped[int] = mapped_column(Integer)
     batch_index: Mapped[int] = mapped_column(Integer)
+    # latent frames its batch is padded to (the plan's length bucket); NULL: the batch's longest window
+    padded_frames: Mapped[int | None] = mapped_column(Integer)
     state: Mapped[WindowState] = mapped_column(
         _enum_column(WindowState, "window_state"), default=WindowState.PENDING
     )

@@ -25,6 +25,7 @@ Two checks, each naming what it finds:
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.blobs import BlobStore, S3BlobStore
+from storage.blobs import BlobStore
 from storage.blobs.base import file_digest
 from storage.db import unit_of_work
 from storage.errors import IntegrityError, InvalidInput, NotFound
@@ -178,7 +179,7 @@ class _Blobs:
         self._opener = store_opener
         self._store: BlobStore | None = None
         self._lock = Lock()
-        self._other_s3: dict[tuple[str, str], S3BlobStore] = {}
+        self._other_s3: dict[tuple[str, str], BlobStore] = {}  # other S3 prefixes of the store's client
 
     def store(self) -> BlobStore:
         with self._lock:
@@ -195,13 +196,14 @@ class _Blobs:
         parts = urlsplit(uri)
         if parts.scheme == "file" and parts.netloc in ("", "localhost"):
             return Path(unquote(parts.path))
-        if parts.scheme == "s3" and parts.netloc and isinstance(store, S3BlobStore):
+        s3 = sys.modules.get("storage.blobs.s3")  # loaded wherever an S3 store exists (boto3 only then)
+        if parts.scheme == "s3" and parts.netloc and s3 is not None and isinstance(store, s3.S3BlobStore):
             prefix, _, key = parts.path.lstrip("/").rpartition("/")
             with self._lock:
                 other = self._other_s3.get((parts.netloc, prefix))
                 if other is None:
-                    other = S3BlobStore(parts.netloc, prefix, endpoint_url=store.endpoint_url,
-                                        options=store.options, client=store.client)
+                    other = s3.S3BlobStore(parts.netloc, prefix, endpoint_url=store.endpoint_url,
+                                           options=store.options, client=store.client)
                     self._other_s3[(parts.netloc, prefix)] = other
             return other, key
         return None

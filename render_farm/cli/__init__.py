@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from render_farm.heap import pin_mmap_threshold
 from storage.errors import FoleyError
 
 # Modules that define click commands; each exposes `register(group: click.Group) -> None`.
@@ -19,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "render_farm.cli.db_cmd",
     "render_farm.cli.probe_cmd",
     "render_farm.cli.model_cmd",
+    "render_farm.cli.bench_cmd",
     "render_farm.cli.history_cmd",
     "render_farm.cli.farm_cmd",
 )
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, translate errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    pin_mmap_threshold()  # memory flat in the video's length (see render_farm/heap.py)
     try:
         cli.main(args=args, prog_name="foley", standalone_mode=False)
     except click.exceptions.Abort:

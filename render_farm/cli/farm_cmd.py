@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from render_farm.config import Settings
+from render_farm.config import DTYPES, ENGINES, InferenceConfig, Settings
 from render_farm.spec import RenderSpec, parse_window_range
 from storage.errors import FoleyError, InvalidInput
 from storage.models import JobState, Priority
@@ -83,17 +83,29 @@ def _finish(status: dict[str, Any]) -> None:
 @click.option("--concurrency", "-c", type=int, default=1, show_default=True, help="Processes (per GPU with --gpus: 1).")
 @click.option("--pool", type=click.Choice(["prefork", "solo"]), default=None,
               help="Celery pool (default: solo for one process, prefork for more).")
-@click.option("--gpus", default=None, help="Comma-separated GPU indices: one solo worker process per GPU.")
-@click.option("--device", default=None, help="Device recorded for the windows (default cpu; set per GPU child).")
+@click.option("--gpus", default=None,
+              help="Comma-separated GPU indices: one solo worker process per GPU, the model on that GPU.")
+@click.option("--device", default=None,
+              help="Where the render network runs: cpu (default) or cuda[:N] (one process: -c 1).")
+@click.option("--device-label", default=None, hidden=True, help="Device recorded for the windows (--gpus children).")
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="auto", show_default=True,
+              help="Inference engine on CUDA (auto: DeepSpeed with CUDA graphs); the CPU path is plain torch.")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True,
+              help="Network dtype on CUDA (auto: bf16); the CPU path is fp32.")
 @click.option("--lease-s", type=float, default=1800.0, show_default=True, help="Lease on a claimed window or step.")
 @click.option("--stall-s", type=float, default=600.0, show_default=True, help="Reaper: re-send work idle this long.")
 @click.option("--visibility-timeout-s", type=float, default=6 * 3600.0, show_default=True,
               help="Redis redelivers a message unacknowledged this long: keep it above the longest step.")
 @click.option("--hostname", "-n", default=None, help="Celery node name.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-def worker(queues: str, concurrency: int, pool: str | None, gpus: str | None, device: str | None, lease_s: float,
-           stall_s: float, visibility_timeout_s: float, hostname: str | None, loglevel: str) -> None:
-    """Run a farm worker: consume QUEUES and run the steps they carry."""
+def worker(queues: str, concurrency: int, pool: str | None, gpus: str | None, device: str | None,
+           device_label: str | None, engine: str, dtype: str, lease_s: float, stall_s: float,
+           visibility_timeout_s: float, hostname: str | None, loglevel: str) -> None:
+    """Run a farm worker: consume QUEUES and run the steps they carry.
+
+    With --gpus, this process only supervises: it starts one worker process per GPU (each seeing
+    only its GPU, loading the model once onto it) and never touches CUDA itself. A GPU process on
+    a machine without a usable GPU renders on the CPU and says so in one log line."""
     names = [q.strip() for q in queues.split(",") if q.strip()]
     from schedulers.celery_executor import QUEUES
 
@@ -104,14 +116,21 @@ def worker(queues: str, concurrency: int, pool: str | None, gpus: str | None, de
     if concurrency < 1:
         raise InvalidInput(f"--concurrency {concurrency} must be at least 1")
     if gpus:
-        sys.exit(_supervise_gpus([g.strip() for g in gpus.split(",") if g.strip()], names, lease_s, stall_s,
-                                 visibility_timeout_s, loglevel))
+        indices = [g.strip() for g in gpus.split(",") if g.strip()]
+        bad = [g for g in indices if not g.isdigit()]
+        if bad or not indices:
+            raise InvalidInput(f"--gpus {gpus!r}: give GPU indices such as 0,1")
+        sys.exit(_supervise_gpus(indices, names, lease_s, stall_s, visibility_timeout_s, loglevel, engine, dtype))
     from render_farm.farm_ops import farm_app
 
     if visibility_timeout_s <= lease_s:
         raise InvalidInput(f"--visibility-timeout-s {visibility_timeout_s} must be above --lease-s {lease_s}")
-    app = farm_app(_settings(), lease_s=lease_s, stall_s=stall_s, device=device or "cpu",
-                   visibility_timeout_s=visibility_timeout_s)
+    inference = InferenceConfig(device=device or "cpu", engine=engine, dtype=dtype, label=device_label or "")
+    if inference.on_cuda and concurrency > 1:
+        raise InvalidInput(f"--device {device} with --concurrency {concurrency}: a GPU worker is one process "
+                           "(use --gpus 0,1,… for one process per GPU)")
+    app = farm_app(_settings(), lease_s=lease_s, stall_s=stall_s, device=device_label or device or "cpu",
+                   visibility_timeout_s=visibility_timeout_s, inference=inference)
     pool = pool or ("solo" if concurrency == 1 else "prefork")
     argv = ["worker", "-Q", ",".join(names), "-c", str(concurrency), "-P", pool, "-l", loglevel,
             "--without-gossip", "--without-mingle", "--without-heartbeat"]
@@ -121,13 +140,15 @@ def worker(queues: str, concurrency: int, pool: str | None, gpus: str | None, de
 
 
 def _supervise_gpus(gpus: list[str], queues: list[str], lease_s: float, stall_s: float, visibility_timeout_s: float,
-                    loglevel: str) -> int:
-    """One solo worker process per GPU, each seeing only its GPU; this parent never touches CUDA."""
+                    loglevel: str, engine: str = "auto", dtype: str = "auto") -> int:
+    """One solo worker process per GPU, each seeing only its GPU (as cuda:0), placing the model on
+    it once; this parent never touches CUDA (the children are new programs, not forks)."""
     children: list[subprocess.Popen] = []
     for gpu in gpus:
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)
         cmd = [sys.executable, "-m", "render_farm", "worker", "-Q", ",".join(queues), "-c", "1", "--pool", "solo",
-               "--device", f"cuda:{gpu}", "--lease-s", str(lease_s), "--stall-s", str(stall_s),
+               "--device", "cuda:0", "--device-label", f"cuda:{gpu}", "--engine", engine, "--dtype", dtype,
+               "--lease-s", str(lease_s), "--stall-s", str(stall_s),
                "--visibility-timeout-s", str(visibility_timeout_s), "-l", loglevel,
                "-n", f"gpu{gpu}@%h"]
         children.append(subprocess.Popen(cmd, env=env))

@@ -1,10 +1,9 @@
-"""`foley train`, `foley eval toyworld`, `foley bench model`: the model's own commands."""
+"""`foley train`, `foley eval toyworld`: the model's own commands (benchmarks: bench_cmd)."""
 from __future__ import annotations
 
 import json
 import shlex
 import sys
-import time
 
 import click
 
@@ -75,100 +74,6 @@ def eval_toyworld(checkpoint, clips, modes, steps, cfg_scale, vocoder, threads, 
         click.echo(format_table(results))
 
 
-@click.group("bench")
-def bench_group() -> None:
-    """Benchmarks."""
-
-
-@bench_group.command("model")
-@click.option("--variant", default="tiny", show_default=True)
-@click.option("--batch", "batches", default="1,4,16", show_default=True, help="Comma list of batch sizes.")
-@click.option("--steps", type=int, default=None, help="Euler steps (default: the config's; kling on CPU: 1).")
-@click.option("--duration", "duration_s", type=float, default=None,
-              help="Window seconds (default: the config's window; kling on CPU: 1).")
-@click.option("--engine", type=click.Choice(["eager"]), default="eager", show_default=True)
-@click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
-@click.option("--json", "as_json", is_flag=True)
-def bench_model(variant, batches, steps, duration_s, engine, threads, as_json) -> None:
-    """Parameters, FLOPs per audio-second and audio-seconds per second of latent sampling (CFG batched)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from foley_model.configs import get_config
-    from foley_model.model import FoleyModel
-
-    if threads:
-        torch.set_num_threads(threads)
-    cfg = get_config(variant)
-    cpu_big = cfg.name != "tiny" and not torch.cuda.is_available()
-    steps = steps or (1 if cpu_big else cfg.sampling.steps)
-    duration_s = duration_s or (1.0 if cpu_big else cfg.window_s)
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    t0 = time.perf_counter()
-    model = FoleyModel(cfg).to(dev).eval()
-    build_s = time.perf_counter() - t0
-    n_params = sum(p.numel() for p in model.parameters())
-    n_dit = sum(p.numel() for p in model.dit.parameters())
-    enc = cfg.encoders
-
-    def inputs(B: int):
-        g = torch.Generator().manual_seed(0)
-        nf = int(duration_s * enc.sync_fps) + 2
-        if enc.kind == "tiny":
-            frames = torch.randint(0, 256, (B, nf, 64, 64, 3), dtype=torch.uint8, generator=g)
-            cond = model.prepare_conditions(frames, ["a ball bouncing"] * B, [0.0] * B, [duration_s] * B)
-        else:
-            cond = model.prepare_conditions(
-                None, [""] * B, [0.0] * B, [duration_s] * B,
-                sync_feats=torch.randn(B, nf, enc.sync_dim, generator=g),
-                semantic_feats=torch.randn(B, int(duration_s * enc.semantic_fps) + 2, enc.semantic_dim, generator=g),
-                text_feats=torch.randn(B, 8, enc.text_dim, generator=g))
-        noise = torch.randn(B, cond.latent_mask.shape[1], cfg.vae.latent_channels, generator=g).to(dev)
-        return cond, noise
-
-    with torch.no_grad():
-        cond, noise = inputs(1)
-        with FlopCounterMode(display=False) as fc:
-            model.sample_latents(cond, noise, steps=steps)
-        flops_window = fc.get_total_flops()
-        with FlopCounterMode(display=False) as fc:
-            model.decode_mel(noise)
-        flops_decode = fc.get_total_flops()
-        rows = []
-        for B in [int(b) for b in batches.split(",") if b.strip()]:
-            cond, noise = inputs(B)
-            model.sample_latents(cond, noise, steps=1)  # warm-up
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            model.sample_latents(cond, noise, steps=steps)
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            dt = time.perf_counter() - t
-            rows.append({"batch": B, "seconds": round(dt, 4), "audio_s_per_s": round(B * duration_s / dt, 3)})
-    base = rows[0]["audio_s_per_s"] if rows and rows[0]["batch"] == 1 else None
-    result = {"variant": cfg.name, "engine": engine, "device": dev, "threads": torch.get_num_threads(),
-              "parameters": n_params, "dit_parameters": n_dit, "build_s": round(build_s, 2),
-              "steps": steps, "cfg_scale": cfg.sampling.cfg_scale, "window_s": duration_s,
-              "latent_frames": cfg.latent_frames(duration_s),
-              "gflops_per_audio_s_sampling": round(flops_window / duration_s / 1e9, 3),
-              "gflops_per_audio_s_vae_decode": round(flops_decode / duration_s / 1e9, 4),
-              "eager_one_window_audio_s_per_s": base, "rows": rows}
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-        return
-    click.echo(f"variant {cfg.name}: {n_params / 1e6:.2f} M parameters (DiT {n_dit / 1e6:.2f} M), device {dev}, "
-               f"{torch.get_num_threads()} threads, engine {engine}")
-    click.echo(f"window {duration_s:g} s = {result['latent_frames']} latent frames, {steps} steps, "
-               f"CFG {cfg.sampling.cfg_scale:g} (cond+uncond in one batch)")
-    click.echo(f"FLOPs per audio-second: sampling {result['gflops_per_audio_s_sampling']:.3f} GFLOP, "
-               f"VAE decode {result['gflops_per_audio_s_vae_decode']:.4f} GFLOP")
-    for r in rows:
-        rel = f"  ({r['audio_s_per_s'] / base:.2f}x the one-window eager baseline)" if base else ""
-        click.echo(f"batch {r['batch']:>3}: {r['seconds']:.3f} s, {r['audio_s_per_s']:.2f} audio-s/s{rel}")
-
-
 def register(group: click.Group) -> None:
     group.add_command(train_cmd)
     group.add_command(eval_group)
-    group.add_command(bench_group)

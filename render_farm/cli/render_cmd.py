@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from render_farm.config import Settings
+from render_farm.config import DTYPES, ENGINES, InferenceConfig, Settings
 from render_farm.local_render import plan_outputs, render_files, write_report
 from render_farm.spec import RenderSpec, parse_window_range
 
@@ -30,10 +30,16 @@ from render_farm.spec import RenderSpec, parse_window_range
 @click.option("--project", default="local", show_default=True)
 @click.option("--user", default=None, help="Recorded as the submitter (default: the OS user).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Where the render network runs: cpu, or cuda[:N] (falls back to the CPU where there is no GPU).")
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="auto", show_default=True,
+              help="Inference engine on CUDA (auto: DeepSpeed with CUDA graphs); the CPU path is plain torch.")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True,
+              help="Network dtype on CUDA (auto: bf16); the CPU path is fp32.")
 def render(inputs: tuple[Path, ...], output: Path | None, out_dir: Path | None, prompt: str, negative_prompt: str,
            seed: int, steps: int | None, cfg_scale: float | None, model: str, window_s: str | None, overlap_s: float | None,
            loudness: float, stems: str, batch_windows: int, report_path: Path | None, overwrite: bool,
-           project: str, user: str | None, quiet: bool) -> None:
+           project: str, user: str | None, quiet: bool, device: str, engine: str, dtype: str) -> None:
     """Render a foley track for each INPUT video and mux it into a copy of the video."""
     wmin, wmax = parse_window_range(window_s) if window_s else (None, None)
     spec = RenderSpec(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=steps, cfg_scale=cfg_scale,
@@ -42,7 +48,9 @@ def render(inputs: tuple[Path, ...], output: Path | None, out_dir: Path | None, 
     requests = plan_outputs(list(inputs), output, out_dir, overwrite)
     if report_path is not None and report_path.exists() and not overwrite:
         raise click.ClickException(f"{report_path}: already exists (use --overwrite to replace it)")
-    reports = render_files(Settings.from_env(), requests, spec, quiet=quiet, project=project, user=user)
+    inference = InferenceConfig(device=device, engine=engine, dtype=dtype)
+    reports = render_files(Settings.from_env(), requests, spec, quiet=quiet, project=project, user=user,
+                           inference=None if inference == InferenceConfig() else inference)
     for r in reports:
         click.echo(r["output"]["uri"].removeprefix("file://"))
     if report_path is not None:

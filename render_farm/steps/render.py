@@ -1,9 +1,10 @@
 """Render one planned batch of windows (GPU queue): conditions from the proxy's frames, the
 timeline noise of each window, the sampler, latents to the store under deterministic keys.
 
-The whole batch is always computed together, exactly as planned, even when some of its windows
-are already done (a retry after a crash): batch composition changes floating-point sums, and the
-result must not depend on who rendered what or how often.
+The whole batch is always computed together, exactly as planned, and padded to the length the
+plan recorded, even when some of its windows are already done (a retry after a crash): batch
+composition and padding change floating-point sums, and the result must not depend on who
+rendered what or how often. The network runs on the worker's placement (`ctx.inference`).
 """
 from __future__ import annotations
 
@@ -78,11 +79,15 @@ def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
         spec = RenderSpec.from_params(job.params)
         seed, input_sha = job.seed, job.input_sha256
         plan = [(w.id, w.index, w.start_frame, w.end_frame) for w in windows]
+        padded = {w.padded_frames for w in windows}
     if not mine:
         log.info("job %s batch %d: every window is done or taken", job_id, batch_index)
         return
+    assert len(padded) == 1, f"job {job_id} batch {batch_index}: windows disagree on the padded length {padded}"
+    timings: dict[str, float] = {}
     try:
-        latents = render_window_batch(ctx, job_id, spec, seed, input_sha, plan)
+        latents = render_window_batch(ctx, job_id, spec, seed, input_sha, plan, padded_frames=padded.pop(),
+                                      timings=timings)
     except Exception as exc:
         with unit_of_work(ctx.sessions) as s:
             states = [WindowRepo(s).fail(wid, ctx.worker, f"{type(exc).__name__}: {exc}") for wid in mine]
@@ -107,18 +112,26 @@ def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
         wall = time.perf_counter() - t_start
         EventRepo(s).append("batch.done", job_id=job_id, actor=ctx.worker, payload={
             "batch": batch_index, "windows": [p[1] for p in plan if p[0] in mine], "host": ctx.host,
-            "device": ctx.device, "wall_s": round(wall, 3)})
+            "device": ctx.device, "engine": model_for_spec(spec).runtime(ctx.inference).describe(),
+            "wall_s": round(wall, 3)})
         done, total = jobs.get(job_id).windows_done, jobs.get(job_id).windows_total
     ctx.record_stage(job_id, "render", time.perf_counter() - t_start)
+    for part, seconds in timings.items():  # frames / encode / dit: parts of the render stage
+        ctx.record_part(job_id, "render", part, seconds)
     ctx.report_progress(job_id, "render", done, total)
     if last:
         ctx.executor.submit(StepCall(STEP_ASSEMBLE, (job_id,), queue="cpu"))
 
 
 def render_window_batch(ctx: StepContext, job_id: str, spec: RenderSpec, seed: int, input_sha: str | None,
-                        plan: list[tuple[str, int, int, int]]) -> list[np.ndarray]:
-    """The planned batch's latents (+ stereo cues), one array per window, as `render_batch` stores them."""
+                        plan: list[tuple[str, int, int, int]], padded_frames: int | None = None,
+                        timings: dict | None = None) -> list[np.ndarray]:
+    """The planned batch's latents (+ stereo cues), one array per window, as `render_batch` stores them.
+
+    padded_frames: the batch's recorded length bucket (None for plans made before buckets).
+    timings: filled with seconds per part ("frames": proxy decode, "encode": conditions, "dit": sampler)."""
     model = model_for_spec(spec)
+    t_frames = time.perf_counter()
     assert input_sha is not None, f"job {job_id} has no input hash: ingest did not finish"
     proxy = ctx.scratch_dir / "proxies" / f"{input_sha}.mp4"
     if not proxy.exists():
@@ -135,4 +148,7 @@ def render_window_batch(ctx: StepContext, job_id: str, spec: RenderSpec, seed: i
         inputs.append(WindowInput(frames=frames, frames_t0_s=float(t0), start_s=float(start_s),
                                   num_latent_frames=end - start, start_frame=start))
         noises.append(timeline_noise(seed, start, end, model.latent_channels))
-    return model.render_latents(inputs, noises, spec)
+    if timings is not None:
+        timings["frames"] = time.perf_counter() - t_frames
+    return model.render_latents(inputs, noises, spec, padded_frames=padded_frames, placement=ctx.inference,
+                                timings=timings)

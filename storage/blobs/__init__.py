@@ -6,14 +6,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from storage.blobs.base import BlobInfo, BlobStore, validate_key
 from storage.blobs.local import LocalBlobStore
-from storage.blobs.s3 import S3BlobStore, S3Options
 from storage.errors import InvalidInput
 
+if TYPE_CHECKING:
+    from storage.blobs.s3 import S3BlobStore, S3Options
+
 __all__ = ["BlobInfo", "BlobStore", "LocalBlobStore", "S3BlobStore", "S3Options", "open_store", "validate_key"]
+
+
+def __getattr__(name: str) -> Any:
+    """The S3 store loads boto3 on first use, so processes on a local store never import it."""
+    if name in ("S3BlobStore", "S3Options"):
+        from storage.blobs import s3
+
+        return getattr(s3, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(url: str, s3_endpoint_url: str | None = None, *, s3_options: S3Options | None = None) -> BlobStore:
@@ -30,6 +42,8 @@ def open_store(url: str, s3_endpoint_url: str | None = None, *, s3_options: S3Op
             raise InvalidInput(f"S3 store URL needs a bucket: {url!r} (use s3://bucket/prefix)")
         if parts.query or parts.fragment:
             raise InvalidInput(f"S3 store URL takes no query or fragment: s3://{parts.netloc}{parts.path}")
+        from storage.blobs.s3 import S3BlobStore
+
         return S3BlobStore(parts.netloc, parts.path, endpoint_url=s3_endpoint_url, options=s3_options)
     if url.startswith("file:"):
         parts = urlsplit(url)
