@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from render_farm.config import Settings
+from render_farm.config import InferenceConfig, Settings
 from render_farm.context import StepContext, build_context
-from render_farm.errors import Conflict, FoleyError, InvalidInput
+from render_farm.errors import Conflict, FoleyError, InvalidInput, TransientError
 from render_farm.media.containers import audio_target
 from render_farm.media.probe import probe
 from render_farm.report import build_report
@@ -96,8 +96,12 @@ class ProgressLine:
 
 
 def render_files(settings: Settings, requests: list[RenderRequest], spec: RenderSpec, *,
-                 quiet: bool = False, project: str = "local", user: str | None = None) -> list[dict[str, Any]]:
-    """Render each request in-process; returns one report per job. Raises on the first failure."""
+                 quiet: bool = False, project: str = "local", user: str | None = None,
+                 inference: InferenceConfig | None = None) -> list[dict[str, Any]]:
+    """Render each request in-process; returns one report per job. Raises on the first failure.
+
+    inference: where the render network runs (default: the CPU path; a CUDA request falls back to
+    it, with one log line, where there is no GPU)."""
     for r in requests:
         info = probe(r.input_path)  # bad input fails here, before any job is recorded
         target, _ = audio_target(r.output_path, None)
@@ -108,13 +112,23 @@ def render_files(settings: Settings, requests: list[RenderRequest], spec: Render
     holder: dict[str, StepContext] = {}
     executor = InProcessExecutor(lambda: holder["ctx"])
     ctx = build_context(settings, executor, progress=progress)
+    if inference is not None:
+        from render_farm.engine import resolve_inference
+
+        ctx.inference = resolve_inference(inference)
+        ctx.device = ctx.inference.describe()
     holder["ctx"] = ctx
     reports = []
     try:
         for r in requests:
             job_id = create_job(ctx, file_uri(r.input_path), spec, project=project, user=user,
                                 output_uri=file_uri(r.output_path))
-            executor.run_until_idle()
+            try:
+                executor.run_until_idle()
+            except TransientError as exc:
+                # A farm worker would retry the step later; here the render ends, so record why.
+                _fail_quietly(ctx, job_id, str(exc))
+                raise
             with unit_of_work(ctx.sessions) as s:
                 job = JobRepo(s).get(job_id)
                 state, error = job.state, job.error
@@ -124,6 +138,15 @@ def render_files(settings: Settings, requests: list[RenderRequest], spec: Render
     finally:
         progress.close()
     return reports
+
+
+def _fail_quietly(ctx: StepContext, job_id: str, reason: str) -> None:
+    from render_farm.steps.ingest import fail_job
+
+    try:
+        fail_job(ctx, job_id, reason)
+    except FoleyError as exc:  # the error being raised says more than this one
+        log.warning("job %s: could not record its failure: %s", job_id, exc)
 
 
 def write_report(path: Path, reports: list[dict[str, Any]]) -> None:

@@ -1,6 +1,7 @@
 """The JSON render report: what was rendered from what, how, and what came out."""
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 from typing import Any
 
@@ -23,11 +24,11 @@ def software_versions() -> dict[str, str]:
 
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
                 "pyav": av.__version__, "foley": getattr(render_farm, "__version__", "0.1.0")}
+    # The installed distribution's version, without importing it: importing DeepSpeed takes seconds
+    # and prints accelerator warnings on stdout, where `foley submit` promises only job ids.
     try:
-        import deepspeed  # type: ignore[import-not-found]
-
-        versions["deepspeed"] = deepspeed.__version__
-    except Exception:  # noqa: BLE001 - optional, and its import can fail in many ways without a GPU
+        versions["deepspeed"] = importlib.metadata.version("deepspeed")
+    except importlib.metadata.PackageNotFoundError:
         versions["deepspeed"] = "not installed"
     return versions
 
@@ -62,11 +63,13 @@ def build_report(ctx: StepContext, job_id: str) -> dict[str, Any]:
             "latent_rate_hz": float(rate),
             "windows": [{"index": w.index, "start_s": sec(w.start), "end_s": sec(w.end),
                          "start_frame": w.start, "end_frame": w.end,
-                         "batch": r.batch_index, "attempts": r.attempts, "worker": r.worker_host, "device": r.device}
+                         "batch": r.batch_index, "padded_frames": r.padded_frames, "attempts": r.attempts,
+                         "worker": r.worker_host, "device": r.device}
                         for w, r in zip(plan, rows)],
             "joins_s": [sec(j) for j in joins(plan)] if plan else [],
             "loudness": ({k: main.meta.get(k) for k in ("loudness_lufs", "gain_db", "limiter_max_db")} if main else None),
             "stages": ctx.stages.get(job_id, {}),
+            "stage_parts": ctx.stage_parts.get(job_id, {}),
             "software": software_versions(),
         }
     return report

@@ -18,13 +18,23 @@ Reliability settings, and why:
   pool child) is recovered sooner by the reaper, from the expired SQL leases.
 - `queue_order_strategy="priority"`: the Redis transport polls the worker's queues in the order
   given (`gpu-episode` before `gpu-catalog`) instead of round robin.
+- a step that raises TransientError (the database or the store went away) is first called again
+  in the same process, with backoff, for up to `local_retry_s`; only then does Celery's retry
+  (with backoff, up to `max_retries`) put it back on the broker. Why both: a Celery retry can be
+  taken by any worker, but only the process that claimed a window or a job step holds its lease
+  and can take it back (WindowRepo.claim), so a short outage is ridden out where the leases are
+  instead of waiting for them to expire; a long one is left to the broker, the leases and the
+  reaper.
 """
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery, signals
 from kombu import Queue
@@ -37,6 +47,7 @@ from storage.errors import TransientError
 log = logging.getLogger(__name__)
 
 REAP_TASK = "foley.reap"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,8 @@ class FarmConfig:
     visibility_timeout_s: float = 6 * 3600.0  # above the longest step (a big batch on a slow GPU)
     reaper_interval_s: float = 30.0
     stall_s: float = 600.0  # a job untouched this long with nothing queued or running gets its work re-sent
-    max_retries: int = 8  # TransientError retries per message
+    local_retry_s: float = 60.0  # after a TransientError, call the step again in this process for this long
+    max_retries: int = 8  # TransientError retries per message (Celery, after the local ones)
     retry_backoff_max_s: int = 120
     catalog_sync: dict[str, Any] | None = None  # beat only: {"step": "module:function", "interval_s": …, "kwargs": {…}}
 
@@ -117,7 +129,9 @@ def make_app(config: FarmConfig) -> Celery:
     def run_step(step: str, args: list[Any], kwargs: dict[str, Any] | None = None) -> None:
         """Run one step (`module:function`) on this process's context; ids in, nothing out."""
         log.info("step %s%s starting", step, tuple(args))
-        resolve_step(step)(process.get(), *args, **(kwargs or {}))
+        func = resolve_step(step)
+        retry_here(lambda: func(process.get(), *args, **(kwargs or {})), budget_s=config.local_retry_s,
+                   what=f"step {step}{tuple(args)}")
 
     @app.task(name=REAP_TASK, ignore_result=True, **retry)
     def reap_task() -> dict[str, Any]:
@@ -132,6 +146,30 @@ def make_app(config: FarmConfig) -> Celery:
         process.reset()
 
     return app
+
+
+def retry_here(fn: Callable[[], T], *, budget_s: float, what: str, first_delay_s: float = 0.5,
+               max_delay_s: float = 8.0, sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic) -> T:
+    """fn(), called again in this process after each TransientError, waiting 0.5, 1, 2 … 8 s
+    (jittered) between calls, until it returns or `budget_s` has passed since the first error;
+    then the last error is raised (to Celery's retry). Other errors are raised at once. fn must be
+    idempotent (steps are)."""
+    deadline: float | None = None
+    delay = first_delay_s
+    while True:
+        try:
+            return fn()
+        except TransientError as exc:
+            now = clock()
+            deadline = now + budget_s if deadline is None else deadline
+            left = deadline - now
+            if left <= 0:
+                raise
+            wait = min(delay * random.uniform(0.5, 1.0), left)
+            log.warning("%s: %s: %s; calling it again in this process in %.1f s", what, type(exc).__name__, exc, wait)
+            sleep(wait)
+            delay = min(2 * delay, max_delay_s)
 
 
 def _beat_schedule(config: FarmConfig) -> dict[str, dict[str, Any]]:

@@ -109,7 +109,7 @@ def _load(settings: Settings, job_id: str) -> _Recorded:
             raise NotFound(f"no job {job_id}")
         lineage = LineageRepo(s)
         windows = [{"id": w.id, "index": w.index, "start": w.start_frame, "end": w.end_frame, "batch": w.batch_index,
-                    "state": w.state, "result_key": w.result_key, "result_sha256": w.result_sha256,
+                    "padded_frames": w.padded_frames, "state": w.state, "result_key": w.result_key, "result_sha256": w.result_sha256,
                     "device": w.device}
                    for w in lineage.windows_of_jobs([job_id]).get(job_id, [])]
         delivered = [{"kind": a.kind, "key": a.key, "uri": a.uri, "sha256": a.sha256.lower(),
@@ -333,7 +333,8 @@ def _reproduce_window(rec: _Recorded, spec: RenderSpec, store: BlobStore, input_
     proxy = ctx.scratch_dir / "proxies" / f"{rec.input_sha256}.mp4"
     proxy.parent.mkdir(parents=True)
     make_proxy(input_path, proxy)
-    latents = render_window_batch(ctx, rec.job_id, spec, rec.seed, rec.input_sha256, plan)
+    latents = render_window_batch(ctx, rec.job_id, spec, rec.seed, rec.input_sha256, plan,
+                                  padded_frames=target["padded_frames"])
     mine = latents[[w["index"] for w in batch].index(index)]
     produced_sha = sha256_bytes(latents_to_bytes(mine))
     subject = f"window {index} latents"

@@ -17,6 +17,7 @@ from render_farm.context import StepContext
 from render_farm.hashing import sha256_file
 from render_farm.inputs import local_path_of, materialize_input
 from render_farm.media.mux import mux_audio
+from render_farm.media.pcm import PcmFile
 from render_farm.media.probe import probe
 from render_farm.media.stems import write_stem
 from render_farm.models import CHUNK_LATENT_FRAMES, model_for_spec
@@ -29,7 +30,7 @@ from render_farm.timeline.chunked import run_chunked
 from render_farm.timeline.stitch import StreamingStitcher
 from render_farm.timeline.windows import Window
 from storage.db import unit_of_work
-from storage.errors import FoleyError
+from storage.errors import FoleyError, TransientError
 from storage.models import ArtifactKind, JobState, utcnow
 from storage.repos import ArtifactRepo, EventRepo, JobRepo, WindowRepo
 
@@ -54,6 +55,8 @@ def assemble(ctx: StepContext, job_id: str) -> None:
         EventRepo(s).append("assemble.started", job_id=job_id, actor=ctx.worker, payload={"attempt": job.attempts})
     try:
         outputs = _assemble(ctx, job_id, spec, windows, keys, input_uri, output_target)
+    except TransientError:
+        raise  # retried by the executor; the retry takes back the lease this process holds
     except FoleyError as exc:
         fail_job(ctx, job_id, f"assemble: {exc}")
         raise
@@ -112,7 +115,7 @@ def _assemble(ctx: StepContext, job_id: str, spec: RenderSpec, windows: list[Win
             take = chunk[:, : max(n_out - written, 0)]
             f.write(np.ascontiguousarray(take.T, dtype=np.float32).tobytes())
             written += take.shape[1]
-    audio = np.memmap(delivered, dtype=np.float32, mode="r").reshape(-1, 2).T  # (2, n), on disk
+    audio = PcmFile(delivered, channels=2)  # (2, n) on disk, read a block at a time: never mapped whole
     ctx.record_stage(job_id, "post", time.perf_counter() - t1)
 
     # 3. mux into a copy of the input, and stems.
@@ -130,7 +133,6 @@ def _assemble(ctx: StepContext, job_id: str, spec: RenderSpec, windows: list[Win
         write_stem(stem_path, audio, spec.sample_rate_hz, spec.stems)
         outputs.append(_publish(ctx, job_id, stem_path, ArtifactKind.STEM, local=target is not None, meta={}))
     ctx.record_stage(job_id, "mux", time.perf_counter() - t2)
-    del audio
     for p in (raw, delivered):
         p.unlink(missing_ok=True)
     return outputs

@@ -1,7 +1,7 @@
 """Ingest (CPU): hash and probe the input, make the proxy, find shot cuts, plan the windows.
 
-The plan (windows and which of them are batched together) is written in one transaction, then
-one render step per batch is enqueued.
+The plan (windows, which of them are batched together, and the length bucket each batch is
+padded to) is written in one transaction, then one render step per batch is enqueued.
 """
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from render_farm.models import model_for_spec
 from render_farm.spec import RenderSpec
 from render_farm.steps import STEP_RENDER
 from render_farm.steps.keys import proxy_key
+from render_farm.timeline.buckets import length_buckets, plan_batches
 from render_farm.timeline.latent_time import num_frames, seconds_to_nearest_frame
 from render_farm.timeline.shots import detect_cuts
 from render_farm.timeline.windows import WindowSpec, plan_windows
 from schedulers.base import StepCall
 from storage.db import unit_of_work
-from storage.errors import FoleyError
+from storage.errors import FoleyError, TransientError
 from storage.models import ArtifactKind, JobState, utcnow
 from storage.repos import ArtifactRepo, EventRepo, JobRepo, WindowRepo
 from storage.repos.windows import NewWindow
@@ -51,6 +52,8 @@ def ingest(ctx: StepContext, job_id: str) -> None:
         EventRepo(s).append("ingest.started", job_id=job_id, actor=ctx.worker, payload={"attempt": job.attempts})
     try:
         _ingest(ctx, job_id, input_uri, spec, priority)
+    except TransientError:
+        raise  # retried by the executor; the retry takes back the lease this process holds
     except FoleyError as exc:
         fail_job(ctx, job_id, f"ingest: {exc}")
         raise
@@ -78,8 +81,12 @@ def _ingest(ctx: StepContext, job_id: str, input_uri: str, spec: RenderSpec, pri
         overlap_frames=max(1, seconds_to_nearest_frame(spec.overlap_s, rate)),
     )
     windows = plan_windows(total, cuts, wspec)
-    planned = [NewWindow(w.index, w.start, w.end, w.index // spec.batch_windows) for w in windows]
-    n_batches = planned[-1].batch_index + 1
+    buckets = length_buckets(wspec.min_frames, wspec.max_frames)
+    batches = plan_batches([w.num_frames for w in windows], spec.batch_windows, buckets)
+    batch_of = {i: b for b in batches for i in b.windows}
+    planned = [NewWindow(w.index, w.start, w.end, batch_of[w.index].index, batch_of[w.index].padded_frames)
+               for w in windows]
+    n_batches = len(batches)
     with unit_of_work(ctx.sessions) as s:
         jobs = JobRepo(s)
         jobs.record_ingest(job_id, input_sha256=input_sha, model_sha256=model.sha256)
@@ -93,6 +100,7 @@ def _ingest(ctx: StepContext, job_id: str, input_uri: str, spec: RenderSpec, pri
         EventRepo(s).append("ingest.done", job_id=job_id, actor=ctx.worker, payload={
             "input_sha256": input_sha, "duration_s": info.duration_s, "latent_frames": total,
             "cuts": cuts, "windows": [[w.start_frame, w.end_frame] for w in planned], "batches": n_batches,
+            "batch_windows": [list(b.windows) for b in batches], "padded_frames": [b.padded_frames for b in batches],
             "wall_s": round(time.perf_counter() - t0, 3),
         })
     ctx.record_stage(job_id, "ingest", time.perf_counter() - t0)

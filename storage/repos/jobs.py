@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, case, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import NotFound
@@ -170,19 +170,23 @@ class JobRepo:
 
         True for exactly one of several racing callers: the job must be unleased or its lease
         expired. Increments `attempts`.
+
+        A lease `owner` still holds is renewed, as the same attempt: the retry of a step that
+        claimed it and then failed on a transient error (see WindowRepo.claim).
         """
         assert lease_s > 0, f"{lease_s=}"
+        held = Job.lease_owner == owner
         result = self.session.execute(
             update(Job)
             .where(
                 Job.id == job_id,
                 Job.state == state,
-                (Job.lease_owner.is_(None)) | (Job.lease_expires_at < now),
+                (Job.lease_owner.is_(None)) | (Job.lease_expires_at < now) | held,
             )
-            .values(
+            .values(  # every right-hand side reads the row as it was before this UPDATE
                 lease_owner=owner,
                 lease_expires_at=now + timedelta(seconds=lease_s),
-                attempts=Job.attempts + 1,
+                attempts=case((held, Job.attempts), else_=Job.attempts + 1),
                 updated_at=now,
             )
             .execution_options(synchronize_session=False)

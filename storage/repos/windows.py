@@ -27,10 +27,13 @@ class NewWindow:
     start_frame: int
     end_frame: int
     batch_index: int
+    padded_frames: int | None = None  # the batch's length bucket (None: pad to its longest window)
 
     def __post_init__(self) -> None:
         assert 0 <= self.start_frame < self.end_frame, f"{self.start_frame=} {self.end_frame=}"
         assert self.index >= 0 and self.batch_index >= 0, f"{self.index=} {self.batch_index=}"
+        assert self.padded_frames is None or self.padded_frames >= self.end_frame - self.start_frame, (
+            f"{self.padded_frames=} {self.start_frame=} {self.end_frame=}")
 
 
 def _rowcount(result: Any) -> int:
@@ -63,6 +66,7 @@ class WindowRepo:
                 "start_frame": w.start_frame,
                 "end_frame": w.end_frame,
                 "batch_index": w.batch_index,
+                "padded_frames": w.padded_frames,
                 "state": WindowState.PENDING,
                 "attempts": 0,
                 "max_attempts": max_attempts,
@@ -124,19 +128,26 @@ class WindowRepo:
 
         Claimable: pending, or running with an expired lease, and attempts < max_attempts.
         Sets the lease and increments attempts in the same UPDATE.
+
+        A window `owner` still holds (running under its lease) is taken back with a renewed lease,
+        as the same attempt (attempts and started_at unchanged): that is the retry of a step that
+        claimed it and then failed on a transient error (the database went away before the
+        result was recorded). Owners are one per process and a process runs one step at a time,
+        so no other step of the owner can be working on it.
         """
         assert lease_s > 0, f"{lease_s=}"
+        held = (Window.state == WindowState.RUNNING) & (Window.lease_owner == owner)
         result = self.session.execute(
             update(Window)
-            .where(Window.id == window_id, _claimable(now))
-            .values(
+            .where(Window.id == window_id, or_(_claimable(now), held))
+            .values(  # every right-hand side reads the row as it was before this UPDATE
                 state=WindowState.RUNNING,
                 lease_owner=owner,
                 lease_expires_at=now + timedelta(seconds=lease_s),
-                attempts=Window.attempts + 1,
+                attempts=case((held, Window.attempts), else_=Window.attempts + 1),
                 worker_host=worker_host,
                 device=device,
-                started_at=now,
+                started_at=case((held, Window.started_at), else_=now),
                 finished_at=None,
                 error=None,
             )

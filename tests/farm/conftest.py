@@ -93,9 +93,9 @@ class Farm:
         return proc.stdout.strip().splitlines()[-1]
 
     def start_worker(self, name: str, queues: str = "cpu,gpu-episode,gpu-catalog", wait: bool = True,
-                     stall_s: float = 20) -> subprocess.Popen:
+                     stall_s: float = 20, lease_s: float = LEASE_S) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "w")
-        proc = subprocess.Popen(FOLEY + ["worker", "-Q", queues, "-n", f"{name}@%h", "--lease-s", str(LEASE_S),
+        proc = subprocess.Popen(FOLEY + ["worker", "-Q", queues, "-n", f"{name}@%h", "--lease-s", str(lease_s),
                                          "--stall-s", str(stall_s), "-l", "INFO"],
                                 env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc

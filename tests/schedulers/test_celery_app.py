@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from schedulers.base import StepCall
-from schedulers.celery_app import REAP_TASK, FarmConfig, make_app
+from schedulers.celery_app import REAP_TASK, FarmConfig, make_app, retry_here
 from schedulers.celery_executor import QUEUES, STEP_TASK, CeleryExecutor, gpu_queue
 from schedulers.reaper import StepNames
 from storage.errors import InvalidInput, ServiceUnavailable, TransientError
@@ -38,6 +38,55 @@ def test_reliability_settings() -> None:
     task = app.tasks[STEP_TASK]
     assert task.acks_late and task.reject_on_worker_lost and TransientError in task.autoretry_for
     assert task.retry_backoff and task.max_retries == CONFIG.max_retries
+
+
+class _Clock:
+    """A fake clock that sleeping advances: retry_here's waits, without waiting."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 0.0, []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_transient_error_calls_the_step_again_in_this_process() -> None:
+    clock, calls = _Clock(), []
+
+    def step() -> str:
+        calls.append(clock.now)
+        if len(calls) < 4:
+            raise ServiceUnavailable("cannot reach database at postgresql://farm:***@db/foley")
+        return "done"
+
+    assert retry_here(step, budget_s=60, what="step s", sleep=clock.sleep, clock=lambda: clock.now) == "done"
+    assert len(calls) == 4 and len(clock.sleeps) == 3
+    assert all(0.25 <= s <= 0.5 for s in clock.sleeps[:1]) and all(s <= 8 for s in clock.sleeps), clock.sleeps
+    assert clock.sleeps[1] >= 0.5 and clock.sleeps[2] >= 1.0, "the waits grow"
+
+
+def test_retries_here_stop_at_the_budget_and_other_errors_pass_at_once() -> None:
+    clock, calls = _Clock(), []
+
+    def down() -> None:
+        calls.append(clock.now)
+        raise TransientError("still down")
+
+    with pytest.raises(TransientError, match="still down"):
+        retry_here(down, budget_s=20, what="step s", sleep=clock.sleep, clock=lambda: clock.now)
+    assert sum(clock.sleeps) == pytest.approx(20) and calls[-1] == pytest.approx(20), (calls, clock.sleeps)
+
+    def broken() -> None:
+        calls.append(clock.now)
+        raise InvalidInput("no video stream")
+
+    calls.clear()
+    with pytest.raises(InvalidInput):
+        retry_here(broken, budget_s=20, what="step s", sleep=clock.sleep, clock=lambda: clock.now)
+    assert len(calls) == 1
+    with pytest.raises(TransientError):  # no budget: straight to Celery's retry
+        retry_here(down, budget_s=0, what="step s", sleep=clock.sleep, clock=lambda: clock.now)
 
 
 def test_catalog_sync_is_scheduled_as_a_step() -> None:

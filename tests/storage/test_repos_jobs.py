@@ -85,6 +85,19 @@ def test_job_lease_for_cpu_steps(sessions: sessionmaker[Session]) -> None:
         assert jobs.get(job_id).attempts == 2
 
 
+def test_job_lease_owner_takes_it_back_as_the_same_attempt(sessions: sessionmaker[Session]) -> None:
+    """The retry of a CPU step that claimed, then lost the database before it finished."""
+    with unit_of_work(sessions) as session:
+        jobs = JobRepo(session)
+        job_id = _job(session)
+        assert jobs.claim(job_id, state=JobState.QUEUED, owner="cpu-1", lease_s=30, now=T0)
+        assert jobs.claim(job_id, state=JobState.QUEUED, owner="cpu-1", lease_s=30, now=T0 + timedelta(seconds=5))
+        assert not jobs.claim(job_id, state=JobState.QUEUED, owner="cpu-2", lease_s=30, now=T0 + timedelta(seconds=34))
+        job = jobs.get(job_id)
+        assert (job.attempts, job.lease_owner, job.lease_expires_at) == (1, "cpu-1", T0 + timedelta(seconds=35))
+        assert not jobs.claim(job_id, state=JobState.INGESTING, owner="cpu-1", lease_s=30, now=T0 + timedelta(seconds=6))
+
+
 def test_racing_job_claims_exactly_one_wins(db_url: str, sessions: sessionmaker[Session]) -> None:
     with unit_of_work(sessions) as session:
         job_id = _job(session)

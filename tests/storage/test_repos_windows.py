@@ -86,6 +86,22 @@ def test_expired_lease_can_be_taken_over_and_old_owner_cannot_complete(sessions:
         assert windows.get(window_id).attempts == 2
 
 
+def test_owner_takes_back_a_window_it_still_holds_as_the_same_attempt(sessions: sessionmaker[Session]) -> None:
+    """The retry of a step that claimed, then lost the database before recording its result."""
+    _, (window_id,) = _job_with_windows(sessions, 1, max_attempts=1)
+    with unit_of_work(sessions) as session:
+        windows = WindowRepo(session)
+        assert windows.claim(window_id, "w1", 60, T0)
+        assert not windows.claim(window_id, "w2", 60, T0 + timedelta(seconds=10))
+        assert windows.claim(window_id, "w1", 60, T0 + timedelta(seconds=10)), "its own lease, even at max attempts"
+        window = windows.get(window_id)
+        assert (window.attempts, window.started_at, window.lease_owner) == (1, T0, "w1"), f"{window=}"
+        assert window.lease_expires_at == T0 + timedelta(seconds=70), "the lease was renewed"
+        assert windows.complete(window_id, "w1", "k", "0" * 64)
+        assert not windows.claim(window_id, "w1", 60, T0 + timedelta(seconds=20)), "done is done"
+        assert windows.get(window_id).attempts == 1
+
+
 def test_fail_retries_until_max_attempts(sessions: sessionmaker[Session]) -> None:
     _, (window_id,) = _job_with_windows(sessions, 1, max_attempts=2)
     with unit_of_work(sessions) as session:
