@@ -5,7 +5,8 @@ subtitles kept; data/attachment streams the muxer refuses are dropped with a war
 stereo 48 kHz track titled `title`, encoded with the container's default codec (see
 `containers.AUDIO_TARGETS`) or the one asked for. The new track's first sample sits at the video
 stream's first timestamp (time zero of `frames.iter_frames`). Packets are interleaved by time as
-they are written, so memory does not grow with the length of the video.
+they are written, and the audio (an array, or a `pcm.PcmFile` on disk) is read a block at a time,
+so memory does not grow with the length of the video.
 
 Output is deterministic: muxer `fflags=+bitexact`, encoder `flags=+bitexact`, one thread, no
 wall-clock metadata; the same inputs give the same bytes. dst is written under a temporary name
@@ -27,6 +28,7 @@ from render_farm.errors import InvalidInput
 from render_farm.media.atomic import atomic_path
 from render_farm.media.containers import audio_target
 from render_farm.media.inputs import describe_av_error, open_input, video_stream
+from render_farm.media.pcm import AudioLike, BlockAudio, as_block_audio, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ _COPIED_KINDS = ("video", "audio", "subtitle")  # must copy; other kinds are dro
 _STALE_TAGS = frozenset({"DURATION", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "BPS", "_STATISTICS_WRITING_APP",
                          "_STATISTICS_WRITING_DATE_UTC", "_STATISTICS_TAGS"})
 _PREFERRED_FORMATS = ("fltp", "flt", "s16", "s16p", "s32", "s32p")
+#: Encoder frames read from the audio source at a time.
+_FRAMES_PER_READ = 64
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,14 @@ class MuxedFile:
 
 def mux_audio(
     src_video: str | os.PathLike[str],
-    audio: np.ndarray,
+    audio: AudioLike,
     dst: str | os.PathLike[str],
     title: str = "foley",
     codec: str | None = None,
     sample_rate_hz: int = MUX_SAMPLE_RATE_HZ,
 ) -> MuxedFile:
-    """Write dst = src_video's streams + `audio` ((2, n) float32 at 48 kHz) as a new track."""
+    """Write dst = src_video's streams + `audio` ((2, n) float at 48 kHz: an array or a PcmFile) as
+    a new track; samples are clipped to [-1, 1]."""
     src, out_path = os.fspath(src_video), os.fspath(dst)
     target, codec_name = audio_target(out_path, codec)
     samples = _checked_audio(audio, sample_rate_hz, out_path)
@@ -77,8 +82,8 @@ def mux_audio(
                 index = _new_track_index(tmp, written, sample_rate_hz)
             except (av.FFmpegError, ValueError) as exc:
                 raise InvalidInput(f"{out_path}: cannot mux {src} with {codec_name} audio ({describe_av_error(exc)})") from exc
-    log.info("muxed %s samples of %s audio into %s (from %s)", samples.shape[1], codec_name, out_path, src)
-    return MuxedFile(out_path, codec_name, index, samples.shape[1])
+    log.info("muxed %s samples of %s audio into %s (from %s)", samples.num_samples, codec_name, out_path, src)
+    return MuxedFile(out_path, codec_name, index, samples.num_samples)
 
 
 def _new_track_index(path: str, written: int, rate: int) -> int:
@@ -93,22 +98,19 @@ def _new_track_index(path: str, written: int, rate: int) -> int:
         return candidates[-1] if candidates else written
 
 
-def _checked_audio(audio: np.ndarray, sample_rate_hz: int, where: str) -> np.ndarray:
+def _checked_audio(audio: AudioLike, sample_rate_hz: int, where: str) -> BlockAudio:
     if sample_rate_hz != MUX_SAMPLE_RATE_HZ:
         raise InvalidInput(f"{where}: the foley track is muxed at {MUX_SAMPLE_RATE_HZ} Hz, got {sample_rate_hz} Hz")
-    a = np.asarray(audio)
-    if a.ndim != 2 or a.shape[0] != 2 or a.shape[1] == 0:
-        raise InvalidInput(f"{where}: audio must have shape (2, n) with n > 0, got {a.shape}")
-    if not np.issubdtype(a.dtype, np.floating):
-        raise InvalidInput(f"{where}: audio must be floating point, got {a.dtype}")
-    if not np.all(np.isfinite(a)):
-        raise InvalidInput(f"{where}: audio contains NaN or infinite samples")
-    return np.clip(a.astype(np.float32, copy=False), -1.0, 1.0)
+    a = as_block_audio(audio, where)
+    if a.channels != 2 or a.num_samples == 0:
+        raise InvalidInput(f"{where}: audio must have shape (2, n) with n > 0, got {(a.channels, a.num_samples)}")
+    check_finite(a, where)
+    return a
 
 
 def _write(
     container: av.container.InputContainer,
-    samples: np.ndarray,
+    samples: BlockAudio,
     tmp: str,
     format_name: str,
     codec_name: str,
@@ -158,23 +160,26 @@ def _sample_format(stream: av.audio.stream.AudioStream) -> str:
     return formats[0] if formats else "fltp"
 
 
-def _encode(stream: av.audio.stream.AudioStream, samples: np.ndarray, start: int, rate: int) -> Iterator[av.Packet]:
+def _encode(stream: av.audio.stream.AudioStream, samples: BlockAudio, start: int, rate: int) -> Iterator[av.Packet]:
     ctx = stream.codec_context
     caps = ctx.codec.capabilities
     whole_frames = not (caps & av.codec.codec.Capabilities.small_last_frame or caps & av.codec.codec.Capabilities.variable_frame_size)
     frame_size = ctx.frame_size or 4096
     resampler = av.AudioResampler(format=ctx.format.name, layout="stereo", rate=rate)
-    n = samples.shape[1]
-    for offset in range(0, n, frame_size):
-        chunk = samples[:, offset : offset + frame_size]
-        if whole_frames and chunk.shape[1] < frame_size:
-            chunk = np.pad(chunk, ((0, 0), (0, frame_size - chunk.shape[1])))
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="stereo")
-        frame.sample_rate = rate
-        frame.pts = start + offset
-        frame.time_base = Fraction(1, rate)
-        for converted in resampler.resample(frame):
-            yield from stream.encode(converted)
+    n = samples.num_samples
+    read_size = frame_size * _FRAMES_PER_READ
+    for base in range(0, n, read_size):
+        block = np.clip(np.asarray(samples.read(base, read_size), dtype=np.float32), -1.0, 1.0)
+        for offset in range(0, block.shape[1], frame_size):
+            chunk = block[:, offset : offset + frame_size]
+            if whole_frames and chunk.shape[1] < frame_size:
+                chunk = np.pad(chunk, ((0, 0), (0, frame_size - chunk.shape[1])))
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="stereo")
+            frame.sample_rate = rate
+            frame.pts = start + base + offset
+            frame.time_base = Fraction(1, rate)
+            for converted in resampler.resample(frame):
+                yield from stream.encode(converted)
     for converted in resampler.resample(None):
         yield from stream.encode(converted)
     yield from stream.encode(None)

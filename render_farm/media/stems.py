@@ -11,6 +11,7 @@ import numpy as np
 from render_farm.errors import InvalidInput
 from render_farm.media.atomic import atomic_path
 from render_farm.media.inputs import describe_av_error, open_input
+from render_farm.media.pcm import AudioLike, as_block_audio, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +26,22 @@ _FRAME_SAMPLES = 4096
 
 
 def write_stem(
-    path: str | os.PathLike[str], audio: np.ndarray, sample_rate_hz: int, fmt: str = "wav", bits: int = 24
+    path: str | os.PathLike[str], audio: AudioLike, sample_rate_hz: int, fmt: str = "wav", bits: int = 24
 ) -> str:
-    """Write (channels, n) float audio in [-1, 1] as a WAV or FLAC file, atomically. Returns path."""
+    """Write (channels, n) float audio in [-1, 1] (an array or a `pcm.PcmFile`, read a block at a
+    time) as a WAV or FLAC file, atomically. Returns path."""
     p = os.fspath(path)
     key = (fmt, bits)
     if key not in _STEM_CODECS:
         raise InvalidInput(f"{p}: stems are wav or flac at 16 or 24 bits, got {fmt} at {bits}")
-    a = np.asarray(audio)
-    if a.ndim != 2 or a.shape[0] not in (1, 2) or a.shape[1] == 0:
-        raise InvalidInput(f"{p}: stem audio must have shape (1 or 2, n) with n > 0, got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise InvalidInput(f"{p}: stem audio contains NaN or infinite samples")
+    a = as_block_audio(audio, p)
+    if a.channels not in (1, 2) or a.num_samples == 0:
+        raise InvalidInput(f"{p}: stem audio must have shape (1 or 2, n) with n > 0, got {(a.channels, a.num_samples)}")
+    check_finite(a, f"{p}: stem")
     if sample_rate_hz <= 0:
         raise InvalidInput(f"{p}: sample rate must be positive, got {sample_rate_hz}")
     muxer, codec, sample_fmt = _STEM_CODECS[key]
-    layout = "mono" if a.shape[0] == 1 else "stereo"
-    ints = _to_ints(np.clip(a.astype(np.float64), -1.0, 1.0), bits)
+    layout = "mono" if a.channels == 1 else "stereo"
     with atomic_path(p) as tmp:
         out = av.open(tmp, mode="w", format=muxer, container_options={"fflags": "+bitexact"})
         try:
@@ -49,8 +49,9 @@ def write_stem(
             stream.codec_context.layout = layout
             stream.codec_context.format = sample_fmt
             stream.codec_context.options = {"flags": "+bitexact"}
-            for offset in range(0, ints.shape[1], _FRAME_SAMPLES):
-                chunk = np.ascontiguousarray(ints[:, offset : offset + _FRAME_SAMPLES].T).reshape(1, -1)
+            for offset in range(0, a.num_samples, _FRAME_SAMPLES):
+                ints = _to_ints(np.clip(a.read(offset, _FRAME_SAMPLES).astype(np.float64), -1.0, 1.0), bits)
+                chunk = np.ascontiguousarray(ints.T).reshape(1, -1)
                 frame = av.AudioFrame.from_ndarray(chunk, format=sample_fmt, layout=layout)
                 frame.sample_rate = sample_rate_hz
                 frame.pts = offset
@@ -63,7 +64,7 @@ def write_stem(
             raise InvalidInput(f"{p}: cannot write {fmt} stem ({describe_av_error(exc)})") from exc
         finally:
             out.close()
-    log.info("wrote %s stem %s: %s channels, %s samples at %s Hz", fmt, p, a.shape[0], a.shape[1], sample_rate_hz)
+    log.info("wrote %s stem %s: %s channels, %s samples at %s Hz", fmt, p, a.channels, a.num_samples, sample_rate_hz)
     return p
 
 

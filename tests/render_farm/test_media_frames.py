@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from render_farm.errors import InvalidInput, NotFound
-from render_farm.media.frames import iter_frames, num_output_frames
+from render_farm.media.frames import frames_for_ranges, iter_frames, num_output_frames, to_upright_rgb
 from render_farm.media.probe import probe
 from render_farm.media.proxy import make_proxy, proxy_size
 from tests.media_factory import frame_number, make_video
@@ -142,6 +142,42 @@ def test_corrupt_data_fails_clearly(tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(InvalidInput):
         list(iter_frames(bad, 24, (64, 48)))
+
+
+def test_shared_scaler_gives_the_bytes_of_a_fresh_one(tmp_path):
+    """iter_frames reuses one swscale context per stream; the pixels equal a fresh context's."""
+    import av
+
+    for rotation in (0, 90):
+        made = make_video(tmp_path / f"s{rotation}.mp4", duration_s=1.0, size=(320, 240), rotation_ccw_deg=rotation or None)
+        fast = [f.rgb for f in iter_frames(made.path, 24, (96, 54))]  # made at 24 fps: one output per frame
+        with av.open(str(made.path)) as c:
+            fresh = [to_upright_rgb(frame, (96, 54)) for frame in c.decode(c.streams.video[0])]
+        assert len(fast) == len(fresh) == 24
+        assert all(np.array_equal(a, b) for a, b in zip(fast, fresh)), f"{rotation=}"
+
+
+def test_frames_for_ranges_equal_window_frames(tmp_path):
+    """One decode for a batch of windows gives exactly what the render step's per-window decode
+    gives: context frames, overlaps, a window running past the end and one wholly after it."""
+    from render_farm.steps.render import window_frames
+
+    made = make_video(tmp_path / "v.mp4", duration_s=2.95, fps=30, size=(320, 180))
+    proxy = make_proxy(made.path, tmp_path / "proxy.mp4")
+    end = probe(proxy.path).duration_s
+    size, context = (96, 54), 2
+    windows = [(Fraction(0), Fraction(1)), (Fraction(3, 4), Fraction(2)), (Fraction(15, 8), Fraction(13, 4)),
+               (Fraction(31, 10), Fraction(4))]
+    ranges = [(max(math.floor(a * 24) - context, 0), math.ceil(b * 24) + context) for a, b in windows]
+    got = frames_for_ranges(proxy.path, 24, size, ranges, end_s=Fraction(end))
+    for (a, b), (k0, k1), frames in zip(windows, ranges, got):
+        want, t0 = window_frames(proxy.path, a, b, size, end, context)
+        assert t0 == Fraction(k0, 24)
+        assert frames.shape == want.shape == (k1 - k0, 54, 96, 3), f"{a=} {b=} {frames.shape=} {want.shape=}"
+        assert np.array_equal(frames, want), f"window {a}-{b}"
+    assert frames_for_ranges(proxy.path, 24, size, []) == []
+    with pytest.raises(InvalidInput):
+        frames_for_ranges(proxy.path, 24, size, [(5, 5)])
 
 
 # ---- proxies ------------------------------------------------------------------------------------

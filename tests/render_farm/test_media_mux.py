@@ -202,3 +202,27 @@ def test_stem_refusals(tmp_path):
         write_stem(tmp_path / "x.wav", np.zeros((3, 10), np.float32), RATE)
     with pytest.raises(InvalidInput, match="no audio stream"):
         read_audio(make_video(tmp_path / "v.mp4", duration_s=0.3).path)
+
+
+def test_audio_from_a_scratch_file_gives_the_bytes_of_the_array(tmp_path):
+    """Assembly hands mux and stems a PcmFile (read a block at a time): same output as the array."""
+    from render_farm.media.pcm import PcmFile
+
+    made = make_video(tmp_path / "a.mkv", duration_s=2.0, audio=True)
+    audio = np.random.default_rng(5).uniform(-1.2, 1.2, (2, 2 * RATE + 77)).astype(np.float32)  # clipped
+    raw = tmp_path / "audio.f32"
+    raw.write_bytes(np.ascontiguousarray(audio.T).tobytes())
+    pcm = PcmFile(raw, channels=2)
+    assert pcm.num_samples == audio.shape[1] and np.array_equal(pcm.read(RATE, 10), audio[:, RATE : RATE + 10])
+    for ext in (".mkv", ".mp4"):
+        a, b = tmp_path / f"array{ext}", tmp_path / f"file{ext}"
+        mux_audio(made.path, audio, a)
+        mux_audio(made.path, pcm, b)
+        assert a.read_bytes() == b.read_bytes(), ext
+    write_stem(tmp_path / "array.wav", audio, RATE)
+    write_stem(tmp_path / "file.wav", pcm, RATE)
+    assert (tmp_path / "array.wav").read_bytes() == (tmp_path / "file.wav").read_bytes()
+    raw.write_bytes(np.full((10, 2), np.nan, np.float32).tobytes())
+    with pytest.raises(InvalidInput, match="NaN"):
+        mux_audio(made.path, PcmFile(raw), tmp_path / "bad.mp4")
+    assert not (tmp_path / "bad.mp4").exists()
