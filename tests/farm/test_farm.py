@@ -95,8 +95,10 @@ def test_sigkilled_worker_mid_window_is_recovered_with_identical_output(farm: Fa
 
 def test_cancel_stops_within_one_window(farm: Farm, toy: Path) -> None:
     farm.start_worker("w1")
-    job_id = farm.submit(toy)
-    farm.wait_until(lambda: farm.job(job_id).windows_done >= 1, what="a first window")
+    # more sampler steps than the shared SPEC: with 2-step windows a loaded machine could finish the
+    # whole 5-window job between two polls, and there would be nothing left to cancel
+    job_id = farm.submit(toy, "--steps", "40")
+    farm.wait_until(lambda: farm.job(job_id).windows_done >= 1, poll_s=0.01, what="a first window")
     farm_ops.cancel(farm.client(), job_id)  # in-process: `foley cancel` starts too slowly for 0.5 s windows
     done_at_cancel = farm.job(job_id).windows_done
     time.sleep(4)  # long enough for several more windows if the worker ignored the cancel
