@@ -114,6 +114,10 @@ class TrainConfig:
     p_drop_sync: float = 0.1  # sync path only
     p_drop_both: float = 0.1  # both video paths
     p_drop_text: float = 0.1
+    # auxiliary sync loss: a small head on the per-latent-frame sync features predicts the clean
+    # latents and the mel onset strength of the same frame (audio-visual sync pretraining in the
+    # small: the frame encoder gets a direct timing gradient, not only the diffusion loss's); 0 = off
+    sync_aux_weight: float = 1.0
     clip_s: float = 4.0  # training clips
     min_window_s: float = 2.0  # training windows are random crops in [min_window_s, clip_s]
     # of the wall-clock budget (`foley train --minutes`); the shipped tiny used 50 minutes

@@ -30,6 +30,7 @@ from .vae import MelDiscriminator, discriminator_loss
 
 log = logging.getLogger(__name__)
 STAGES = ("vae", "dit", "stereo", "vocoder")
+ONSET_SCALE = 2.0  # mel flux (normalised log-mel units per bin) -> ~1 at a clear onset (99th pct ~0.5 raw)
 
 
 class Batch:
@@ -52,13 +53,26 @@ class Batch:
     @torch.no_grad()
     def latents(self, model: FoleyModel) -> torch.Tensor:
         """Standardised VAE latents (B, T, C) of the mono mix (flip-invariant), cached on the pool items."""
+        self._encode(model)
+        return torch.stack([it["latents"] for it in self.items])  # (B, T, C)
+
+    @torch.no_grad()
+    def onset_strength(self, model: FoleyModel) -> torch.Tensor:
+        """Mel onset strength per latent frame (B, T): the larger positive spectral flux of its two mel frames."""
+        self._encode(model)
+        return torch.stack([it["onset"] for it in self.items])  # (B, T)
+
+    def _encode(self, model: FoleyModel) -> None:
         todo = [i for i, it in enumerate(self.items) if "latents" not in it]
         if todo:
             mono = model.mel(self.audio[todo].mean(1))  # (b, M, Tm)
-            z = model.vae.encode(mono[..., :mono.shape[-1] // 2 * 2])[0]  # (b, T, C)
+            mono = mono[..., :mono.shape[-1] // 2 * 2]
+            z = model.vae.encode(mono)[0]  # (b, T, C)
+            flux = F.relu(mono[..., 1:] - mono[..., :-1]).mean(1)  # (b, Tm - 1)
+            flux = F.pad(flux, (1, 0)).reshape(len(todo), -1, 2).amax(-1)  # (b, T)
             for k, i in enumerate(todo):
                 self.items[i]["latents"] = z[k].clone()
-        return torch.stack([it["latents"] for it in self.items])  # (B, T, C)
+                self.items[i]["onset"] = ONSET_SCALE * flux[k].clone()
 
 
 def _mel_targets(model: FoleyModel, audio: torch.Tensor):
@@ -80,6 +94,11 @@ class Trainer:
         torch.set_num_threads(threads)
         self.rng = random.Random(seed)
         self.model = FoleyModel(cfg)
+        D, C = cfg.dit.width, cfg.vae.latent_channels
+        # training-only head of the auxiliary sync loss (not exported): sync feature -> (latents, onset)
+        self.sync_aux = torch.nn.Sequential(torch.nn.Linear(D, D), torch.nn.SiLU(), torch.nn.Linear(D, C + 1))
+        self.last_parts: dict = {}
+        self.train_style = None  # GenStyle of the training clips (None: GenStyle.train())
         fracs = dict(cfg.train.stage_fractions)
         total = sum(fracs[s] for s in stages)
         self.budget_s = {s: 60.0 * minutes * fracs[s] / total for s in stages}
@@ -96,6 +115,8 @@ class Trainer:
             if missing:  # modules added since the state was written start from their initialisation
                 self.print(f"resume: new parameters initialised fresh: {missing}")
             self.state = st["state"]
+            if st.get("sync_aux") is not None:
+                self.sync_aux.load_state_dict(st["sync_aux"])
             if self.state.get("ema"):
                 live = dict(self.model.named_parameters())
                 for k in missing:
@@ -109,7 +130,7 @@ class Trainer:
     # ------------------------------------------------------------------ plumbing
     def save_state(self, stage: str, opt: torch.optim.Optimizer | None) -> None:
         tmp = self.out / "state.pt.tmp"
-        torch.save({"model": self.model.state_dict(), "state": self.state,
+        torch.save({"model": self.model.state_dict(), "state": self.state, "sync_aux": self.sync_aux.state_dict(),
                     "opt": {"stage": stage, "state": opt.state_dict()} if opt is not None else None}, tmp)
         os.replace(tmp, self.out / "state.pt")
 
@@ -138,6 +159,7 @@ class Trainer:
         if not loaded and step > 0:  # resumed (or extended) without this stage's optimizer moments: re-warm briefly
             warm, warm_from = 30, step
         t_start, smooth, last_print, step_start = time.time(), None, time.time(), step
+        record = None
         self.print(f"[{stage}] start at step {step}, budget {budget / 60:.1f} min ({elapsed0 / 60:.1f} used)")
         while True:
             elapsed = elapsed0 + time.time() - t_start
@@ -163,9 +185,11 @@ class Trainer:
             smooth = lv if smooth is None else 0.95 * smooth + 0.05 * lv
             self.state["steps"][stage] = step
             self.state["elapsed_s"][stage] = elapsed0 + time.time() - t_start
+            record = {"stage": stage, "step": step, "loss": lv, "lr": cur_lr,
+                      "time_s": round(self.state["elapsed_s"][stage], 2), **extra}
             if step % 10 == 0:
-                self._log({"stage": stage, "step": step, "loss": lv, "lr": cur_lr,
-                           "time_s": round(self.state["elapsed_s"][stage], 2), **extra})
+                self._log(record)
+                record = None
             if time.time() - last_print > 15 or step == 1:
                 done_s = self.state["elapsed_s"][stage] - elapsed0
                 its = (step - step_start) / max(done_s, 1e-6)
@@ -176,6 +200,8 @@ class Trainer:
             if step % self.save_every == 0:
                 self._apply_ema_copy(ema_params)
                 self.save_state(stage, opt)
+        if record is not None:  # the stage's last step, when the every-10-steps log missed it
+            self._log(record)
         if not self.stop_requested:
             self.state["stage_done"][stage] = True
         self._apply_ema_copy(ema_params)
@@ -253,12 +279,19 @@ class Trainer:
         offs = [0.0 if self.rng.random() < 0.5 else 4.0 * self.rng.randint(1, 150) for _ in range(B)]
         Lmax = max(lens)
         x1 = torch.zeros(B, Lmax, z.shape[-1])
+        onset = torch.zeros(B, Lmax)
+        strength = batch.onset_strength(m) if tr.sync_aux_weight > 0 else None  # (B, T)
         for b in range(B):
             x1[b, :lens[b]] = z[b, starts[b]:starts[b] + lens[b]]
+            if strength is not None:
+                onset[b, :lens[b]] = strength[b, starts[b]:starts[b] + lens[b]]
         rate = cfg.latent_rate_hz
         caps = ["" if self.rng.random() < tr.p_drop_text else c for c in batch.captions]
         cond = m.prepare_conditions(batch.frames, caps, [o + s / rate for o, s in zip(offs, starts)],
                                     [L / rate for L in lens], frames_start_s=offs, num_latent_frames=Lmax)
+        aux = None
+        if strength is not None:  # before the path drops: the head always sees the real sync features
+            aux = masked_mse(self.sync_aux(cond.sync), torch.cat([x1, onset[..., None]], -1), cond.latent_mask)
         u = torch.rand(B)
         p1, p2, p3 = tr.p_drop_visual, tr.p_drop_visual + tr.p_drop_sync, tr.p_drop_visual + tr.p_drop_sync + tr.p_drop_both
         drop_v = (u < p1) | ((u >= p2) & (u < p3))
@@ -267,7 +300,12 @@ class Trainer:
         x0 = torch.randn_like(x1)
         t = sample_t_logit_normal(B)
         v = m.velocity(interpolate(x0, x1, t), t, cond)  # (B, Lmax, C)
-        return masked_mse(v, x1 - x0, cond.latent_mask)
+        flow = masked_mse(v, x1 - x0, cond.latent_mask)
+        self.last_parts = {"flow": float(flow.detach())}
+        if aux is None:
+            return flow
+        self.last_parts["sync_aux"] = float(aux.detach())
+        return flow + tr.sync_aux_weight * aux
 
     def stage_dit(self, pool: ClipPool) -> None:
         m, B = self.model, self.cfg.train.batch
@@ -277,9 +315,10 @@ class Trainer:
         ema_params = {"live": live, "ema": ema}
 
         def step_fn(step):
-            return self.dit_step_loss(Batch(pool.sample(B, min_items=4 * B), self.rng)), {}
+            loss = self.dit_step_loss(Batch(pool.sample(B, min_items=4 * B), self.rng))
+            return loss, dict(self.last_parts)
 
-        self.run_stage("dit", list(live.values()), step_fn, lr=self.cfg.train.lr, ema_params=ema_params)
+        self.run_stage("dit", list(live.values()) + list(self.sync_aux.parameters()), step_fn, lr=self.cfg.train.lr, ema_params=ema_params)
 
     def stage_stereo(self, pool: ClipPool) -> None:
         m, B = self.model, self.cfg.train.batch
@@ -337,7 +376,7 @@ class Trainer:
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         pool = ClipPool(self.seed, self.state.get("clips_seen", 0), self.cfg.train.clip_s,
-                        self.cfg.encoders.frame_size, self.cfg.audio.sample_rate_hz)
+                        self.cfg.encoders.frame_size, self.cfg.audio.sample_rate_hz, style=self.train_style)
         try:
             for stage in STAGES:
                 if stage in self.stages and not self.stop_requested:

@@ -1,0 +1,90 @@
+"""The trainer: the auxiliary sync loss, a short real run of every stage, and resuming it."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import torch
+
+from foley_model.checkpoint import load_checkpoint, read_card
+from foley_model.configs import get_config
+from foley_model.data import _area_resize_uint8
+from foley_model.toyworld import GenStyle, clip_seed, make_clip
+from foley_model.train import STAGES, Batch, Trainer, train
+
+
+def _items(n: int) -> list[dict]:
+    out = []
+    for i in range(n):
+        c = make_clip(clip_seed(5, i), duration_s=4.0, fps=24.0, size=(64, 64), sample_rate_hz=16000,
+                      style=GenStyle.train())
+        out.append({"index": i, "frames": _area_resize_uint8(c.frames, 32), "audio": c.audio.astype(np.float16),
+                    "caption": c.caption, "events": c.events})
+    return out
+
+
+def _trainer(tmp_path, **train_overrides) -> Trainer:
+    import dataclasses
+    cfg = get_config("tiny")
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_overrides))
+    return Trainer(cfg, tmp_path, 0, 1.0, ("dit",), False, 2, 100, lambda s: None, "test")
+
+
+def test_onset_strength_peaks_at_the_ground_truth_onsets():
+    torch.manual_seed(0)
+    items = [it for it in _items(12) if any(e.kind == "impact" for e in it["events"])]
+    assert items
+    tr = Trainer(get_config("tiny"), __import__("pathlib").Path("/tmp"), 0, 1.0, ("dit",), False, 2, 100,
+                 lambda s: None, "test")
+    strength = Batch(items, random.Random(0)).onset_strength(tr.model)  # (B, T)
+    rate = tr.cfg.latent_rate_hz
+    hits = total = 0
+    for b, it in enumerate(items):
+        s = strength[b]
+        top = set(torch.topk(s, k=min(len(s), 2 * len(it["events"]) + 2)).indices.tolist())
+        for e in it["events"]:
+            if e.kind != "impact":
+                continue
+            j = int(round(e.onset_s * rate))
+            total += 1
+            hits += any(k in top for k in range(j - 1, j + 2))
+    assert hits / total >= 0.8, (hits, total)
+
+
+def test_the_sync_aux_loss_reaches_the_frame_encoder_and_can_be_switched_off(tmp_path):
+    torch.manual_seed(0)
+    items = _items(4)
+    on = _trainer(tmp_path / "on")
+    loss = on.dit_step_loss(Batch(items, random.Random(0)))
+    assert set(on.last_parts) == {"flow", "sync_aux"}
+    assert abs(float(loss.detach()) - (on.last_parts["flow"] + on.last_parts["sync_aux"])) < 1e-4
+    # the aux term alone puts gradient into the frame CNN (the DiT's output layers start at zero)
+    on.model.zero_grad()
+    on.sync_aux.zero_grad()
+    loss.backward()
+    g = on.model.frame_encoder.convs[0].weight.grad
+    assert g is not None and float(g.abs().sum()) > 0
+    off = _trainer(tmp_path / "off", sync_aux_weight=0.0)
+    off.dit_step_loss(Batch(items, random.Random(0)))
+    assert set(off.last_parts) == {"flow"}
+
+
+def test_a_short_run_trains_every_stage_logs_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    ckpt = train("tiny", minutes=0.4, out_dir=out, seed=3, threads=2, save_every=5, print_fn=lambda s: None,
+                 command="foley train --variant tiny --minutes 0.4")
+    card = read_card(ckpt)
+    assert sorted(card["stages_done"]) == sorted(STAGES)
+    assert all(card["steps_per_stage"][s] > 0 for s in STAGES), card["steps_per_stage"]
+    records = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
+    dit = [r for r in records if r["stage"] == "dit"]
+    assert dit and {"flow", "sync_aux"} <= set(dit[0]), dit[:1]
+    model, _ = load_checkpoint(ckpt)
+    assert not any(k.startswith("sync_aux") for k in model.state_dict())  # the training head is not shipped
+    # resuming a finished run does no more steps and writes the same checkpoint
+    steps = dict(card["steps_per_stage"])
+    lines: list[str] = []
+    train("tiny", minutes=0.4, out_dir=out, seed=3, threads=2, print_fn=lines.append, command="again")
+    assert read_card(ckpt)["steps_per_stage"] == steps
+    assert any("already done" in s for s in lines), lines
