@@ -45,7 +45,7 @@ CATALOG_SYNC_STEP = "render_farm.farm_ops:catalog_sync_step"
 def farm_app(settings: Settings, *, lease_s: float | None = None, device: str = "cpu",
              reaper_interval_s: float | None = None, stall_s: float | None = None,
              visibility_timeout_s: float | None = None, catalog_sync: dict[str, Any] | None = None,
-             inference: InferenceConfig | None = None) -> Any:
+             inference: InferenceConfig | None = None, local_retry_s: float | None = None) -> Any:
     """The Celery app for these settings (FOLEY_BROKER_URL must name a broker)."""
     from schedulers.celery_app import FarmConfig, make_app
 
@@ -54,7 +54,8 @@ def farm_app(settings: Settings, *, lease_s: float | None = None, device: str = 
     options = context_options(settings, device=device, inference=inference,
                               **({"lease_s": lease_s} if lease_s else {}))
     extra = {k: v for k, v in {"reaper_interval_s": reaper_interval_s, "stall_s": stall_s,
-                               "visibility_timeout_s": visibility_timeout_s}.items() if v is not None}
+                               "visibility_timeout_s": visibility_timeout_s,
+                               "local_retry_s": local_retry_s}.items() if v is not None}
     return make_app(FarmConfig(broker_url=settings.broker_url, context_factory=FACTORY, steps=STEPS,
                                context_options=options, catalog_sync=catalog_sync, **extra))
 

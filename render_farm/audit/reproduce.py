@@ -243,6 +243,10 @@ def _compare_file(recorded: dict[str, Any], produced: Path, produced_sha: str, s
     if produced_sha != recorded["sha256"]:
         report.differences.append(Difference(
             subject, f"the reproduction has sha256 {produced_sha}, the record {recorded['sha256']}{where}"))
+    elif isinstance(stored, _Corrupt):
+        report.differences.append(Difference(
+            subject, f"the reproduction matches the record (sha256 {produced_sha}) but the stored copy does not: "
+                     f"{stored}"))
     elif stored_sha is not None and stored_sha != recorded["sha256"]:
         report.differences.append(Difference(
             subject, f"the stored copy {recorded['uri']} has sha256 {stored_sha}, not the recorded "
@@ -252,8 +256,13 @@ def _compare_file(recorded: dict[str, Any], produced: Path, produced_sha: str, s
         report.lines.append(f"{subject}: identical (sha256 {produced_sha}){note}")
 
 
+class _Corrupt(str):
+    """Why the stored copy could not be compared: its bytes no longer match the store's own checksum."""
+
+
 def _stored_copy(uri: str, store: BlobStore, scratch: Path) -> Path | str:
-    """A local path holding the stored bytes at `uri` as they are now (unverified), or why none."""
+    """A local path holding the stored bytes at `uri` as they are now (unverified), or why none
+    (a `_Corrupt` reason when the store holds bytes that fail its own checksum)."""
     path = local_path_of(uri)
     if path is not None:
         return path if path.is_file() else f"{path} no longer exists"
@@ -271,7 +280,7 @@ def _stored_copy(uri: str, store: BlobStore, scratch: Path) -> Path | str:
     except NotFound:
         return f"{uri} is no longer in the store"
     except IntegrityError as exc:
-        return f"{uri} is corrupt in the store ({exc})"
+        return _Corrupt(f"{uri} is corrupt in the store ({exc})")
     return dest
 
 

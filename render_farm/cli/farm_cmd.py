@@ -96,11 +96,14 @@ def _finish(status: dict[str, Any]) -> None:
 @click.option("--stall-s", type=float, default=600.0, show_default=True, help="Reaper: re-send work idle this long.")
 @click.option("--visibility-timeout-s", type=float, default=6 * 3600.0, show_default=True,
               help="Redis redelivers a message unacknowledged this long: keep it above the longest step.")
+@click.option("--retry-window-s", type=float, default=60.0, show_default=True,
+              help="After a transient error (database or store briefly away), retry the step in this process, "
+                   "keeping its leases, for this long before handing it back to Celery's retries (0: at once).")
 @click.option("--hostname", "-n", default=None, help="Celery node name.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 def worker(queues: str, concurrency: int, pool: str | None, gpus: str | None, device: str | None,
            device_label: str | None, engine: str, dtype: str, lease_s: float, stall_s: float,
-           visibility_timeout_s: float, hostname: str | None, loglevel: str) -> None:
+           visibility_timeout_s: float, retry_window_s: float, hostname: str | None, loglevel: str) -> None:
     """Run a farm worker: consume QUEUES and run the steps they carry.
 
     With --gpus, this process only supervises: it starts one worker process per GPU (each seeing
@@ -115,12 +118,16 @@ def worker(queues: str, concurrency: int, pool: str | None, gpus: str | None, de
     names = sorted(set(names), key=QUEUES.index)  # polled in this order: cpu, then episode before catalog
     if concurrency < 1:
         raise InvalidInput(f"--concurrency {concurrency} must be at least 1")
+    if not 0 <= retry_window_s < lease_s:
+        raise InvalidInput(f"--retry-window-s {retry_window_s} must be at least 0 and below --lease-s {lease_s} "
+                           "(the step keeps its lease while it retries)")
     if gpus:
         indices = [g.strip() for g in gpus.split(",") if g.strip()]
         bad = [g for g in indices if not g.isdigit()]
         if bad or not indices:
             raise InvalidInput(f"--gpus {gpus!r}: give GPU indices such as 0,1")
-        sys.exit(_supervise_gpus(indices, names, lease_s, stall_s, visibility_timeout_s, loglevel, engine, dtype))
+        sys.exit(_supervise_gpus(indices, names, lease_s, stall_s, visibility_timeout_s, loglevel, engine, dtype,
+                                 retry_window_s))
     from render_farm.farm_ops import farm_app
 
     if visibility_timeout_s <= lease_s:
@@ -130,7 +137,7 @@ def worker(queues: str, concurrency: int, pool: str | None, gpus: str | None, de
         raise InvalidInput(f"--device {device} with --concurrency {concurrency}: a GPU worker is one process "
                            "(use --gpus 0,1,… for one process per GPU)")
     app = farm_app(_settings(), lease_s=lease_s, stall_s=stall_s, device=device_label or device or "cpu",
-                   visibility_timeout_s=visibility_timeout_s, inference=inference)
+                   visibility_timeout_s=visibility_timeout_s, inference=inference, local_retry_s=retry_window_s)
     pool = pool or ("solo" if concurrency == 1 else "prefork")
     argv = ["worker", "-Q", ",".join(names), "-c", str(concurrency), "-P", pool, "-l", loglevel,
             "--without-gossip", "--without-mingle", "--without-heartbeat"]
@@ -140,7 +147,7 @@ def worker(queues: str, concurrency: int, pool: str | None, gpus: str | None, de
 
 
 def _supervise_gpus(gpus: list[str], queues: list[str], lease_s: float, stall_s: float, visibility_timeout_s: float,
-                    loglevel: str, engine: str = "auto", dtype: str = "auto") -> int:
+                    loglevel: str, engine: str = "auto", dtype: str = "auto", retry_window_s: float = 60.0) -> int:
     """One solo worker process per GPU, each seeing only its GPU (as cuda:0), placing the model on
     it once; this parent never touches CUDA (the children are new programs, not forks)."""
     children: list[subprocess.Popen] = []
@@ -149,7 +156,8 @@ def _supervise_gpus(gpus: list[str], queues: list[str], lease_s: float, stall_s:
         cmd = [sys.executable, "-m", "render_farm", "worker", "-Q", ",".join(queues), "-c", "1", "--pool", "solo",
                "--device", "cuda:0", "--device-label", f"cuda:{gpu}", "--engine", engine, "--dtype", dtype,
                "--lease-s", str(lease_s), "--stall-s", str(stall_s),
-               "--visibility-timeout-s", str(visibility_timeout_s), "-l", loglevel,
+               "--visibility-timeout-s", str(visibility_timeout_s), "--retry-window-s", str(retry_window_s),
+               "-l", loglevel,
                "-n", f"gpu{gpu}@%h"]
         children.append(subprocess.Popen(cmd, env=env))
     log.info("started %d GPU workers: %s", len(children), [c.pid for c in children])

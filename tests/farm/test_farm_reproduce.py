@@ -59,3 +59,20 @@ def test_reproduce_of_a_farm_job_reports_identical_bytes(farm: Farm, toy: Path, 
     assert _objects(farm) == before, "reproducing wrote nothing to the farm's store"
     assert len(farm.windows(job_id)) == len(windows) and farm.sql("SELECT count(*) FROM jobs")[0][0] == 1, (
         "reproducing recorded nothing in the farm's database")
+
+    # The S3 copy's bytes changed behind the store's back (its recorded checksum left as it was):
+    # the reproduction still matches the record, but the stored copy is named as a difference.
+    data, meta = farm.s3_object(output_uri)
+    bucket, _, key = output_uri.removeprefix("s3://").partition("/")
+    tampered = bytearray(data)
+    tampered[len(tampered) // 2] ^= 0xFF
+    client = boto3.client("s3", endpoint_url=farm.s3_endpoint)
+    client.put_object(Bucket=bucket, Key=key, Body=bytes(tampered), Metadata=meta)
+    try:
+        proc = farm.foley("audit", "reproduce", job_id, "-q", check=False, timeout=900)
+    finally:
+        client.put_object(Bucket=bucket, Key=key, Body=data, Metadata=meta)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert proc.stderr == f"foley: error: reproduce: job {job_id} differs from its record (1 difference)\n"
+    (line,) = [line for line in proc.stdout.splitlines() if ": differs: " in line]
+    assert "the reproduction matches the record" in line and "corrupt in the store" in line, line

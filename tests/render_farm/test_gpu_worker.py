@@ -34,7 +34,7 @@ class FakeChild:
         return 0
 farm_cmd.subprocess.Popen = FakeChild
 code = farm_cmd._supervise_gpus(["0", "3"], ["gpu-episode", "gpu-catalog"], 1800.0, 600.0, 21600.0, "INFO",
-                                "deepspeed", "bf16")
+                                "deepspeed", "bf16", 15.0)
 torch = sys.modules.get("torch")
 cuda = bool(torch is not None and torch.cuda.is_initialized())
 print(json.dumps({"code": code, "started": started, "cuda_initialised": cuda}))
@@ -52,6 +52,7 @@ def test_the_supervisor_starts_one_solo_process_per_gpu_and_never_initialises_cu
         assert "-m render_farm worker" in cmd and "-c 1 --pool solo" in cmd
         assert f"--device cuda:0 --device-label cuda:{gpu} --engine deepspeed --dtype bf16" in cmd
         assert "-Q gpu-episode,gpu-catalog" in cmd
+        assert "--retry-window-s 15.0" in cmd
 
 
 def test_a_gpu_process_without_a_gpu_renders_on_the_cpu_after_one_log_line(tmp_path, caplog, monkeypatch):
@@ -88,3 +89,15 @@ def test_a_gpu_process_places_the_model_on_its_gpu_once(tmp_path):
     assert rt.device.type == "cuda" and next(rt.model.dit.parameters()).is_cuda
     assert handle.runtime(ctx.inference) is rt  # placed once per process
     assert not next(handle.model.parameters()).is_cuda  # the CPU copy stays for assembly
+
+
+def test_the_worker_retry_window_reaches_the_farm_config_and_is_checked(tmp_path):
+    from render_farm.cli.farm_cmd import worker
+    from render_farm.farm_ops import farm_app
+
+    settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:1/0")
+    assert farm_app(settings, local_retry_s=5.0).foley_config.local_retry_s == 5.0
+    assert farm_app(settings).foley_config.local_retry_s == 60.0  # the default
+    for bad in ("-1", "1800"):
+        result = CliRunner().invoke(worker, ["--retry-window-s", bad])
+        assert result.exit_code != 0 and "--retry-window-s" in str(result.exception), result.output
