@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/render_bench.py realtime [--seconds 60] [--size 1280x720] [--model tiny]
     .venv/bin/python bench/render_bench.py memory [--short-min 1] [--long-min 10] [--steps 1] [--size 256x144]
+    (either with --no-pin: glibc's adaptive mmap threshold instead of render_farm/heap.py's pin)
 
 realtime: generates a toy-world clip (H.264, the given size), renders it once and prints the
 realtime factor (video seconds per wall second) with the per-stage breakdown from the report.
@@ -27,10 +28,14 @@ sys.path.insert(0, str(ROOT))
 from render_farm.toyvideo import write_toy_video  # noqa: E402
 
 
-def render(video: Path, workdir: Path, model: str, extra: list[str] | None = None) -> tuple[float, dict, float]:
-    """Run `foley render` in a fresh process; returns (wall seconds, report, peak RSS MiB)."""
+def render(video: Path, workdir: Path, model: str, extra: list[str] | None = None,
+           pin: bool = True) -> tuple[float, dict, float]:
+    """Run `foley render` in a fresh process; returns (wall seconds, report, peak RSS MiB).
+    pin=False: glibc's adaptive mmap threshold instead of the pinned one (render_farm/heap.py)."""
     out, report = workdir / f"{video.stem}.out{video.suffix}", workdir / f"{video.stem}.report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOLEY_")}
+    if not pin:
+        env["FOLEY_MALLOC_PIN"] = "0"
     env["FOLEY_DATA_DIR"] = str(workdir / f"state-{video.stem}")
     code = (
         "import sys\n"
@@ -58,7 +63,7 @@ def cmd_realtime(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         toy = write_toy_video(work / "clip.mp4", args.seconds, seed=11, size=(w, h), segment_s=15.0)
         gen = time.perf_counter() - t0
-        wall, report, peak = render(toy.path, work, args.model)
+        wall, report, peak = render(toy.path, work, args.model, pin=not args.no_pin)
     stages = report["stages"]
     print(f"machine: {platform.node()} {os.cpu_count()} cores, python {platform.python_version()}")
     print(f"clip: {args.seconds:.0f} s {w}x{h} H.264 (generated in {gen:.1f} s); windows: {len(report['windows'])}")
@@ -79,7 +84,7 @@ def cmd_memory(args: argparse.Namespace) -> None:
         work = Path(tmp)
         for minutes in (args.short_min, args.long_min):
             toy = write_toy_video(work / f"m{minutes:g}.mp4", minutes * 60, seed=5, size=(w, h), segment_s=20.0)
-            wall, report, peak = render(toy.path, work, args.model, extra)
+            wall, report, peak = render(toy.path, work, args.model, extra, pin=not args.no_pin)
             rows.append((minutes, wall, peak))
             stages = " ".join(f"{k} {v['peak_rss_mb']:.0f}" for k, v in report["stages"].items())
             print(f"{minutes:g} min: {len(report['windows'])} windows, wall {wall:.1f} s, "
@@ -97,6 +102,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--size", default="1280x720")
     p.add_argument("--model", default="tiny")
+    p.add_argument("--no-pin", action="store_true", help="glibc's adaptive mmap threshold (FOLEY_MALLOC_PIN=0)")
     p.set_defaults(fn=cmd_realtime)
     p = sub.add_parser("memory")
     p.add_argument("--short-min", type=float, default=1.0)
@@ -104,6 +110,7 @@ def main() -> None:
     p.add_argument("--model", default="tiny")
     p.add_argument("--steps", type=int, default=1, help="Euler steps (memory does not depend on them)")
     p.add_argument("--size", default="256x144")
+    p.add_argument("--no-pin", action="store_true", help="glibc's adaptive mmap threshold (FOLEY_MALLOC_PIN=0)")
     p.set_defaults(fn=cmd_memory)
     args = parser.parse_args()
     args.fn(args)

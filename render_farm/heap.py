@@ -24,9 +24,10 @@ _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 
 def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD_BYTES) -> bool:
     """Fix glibc's mmap threshold for this process (and children it forks). Leaves it alone when
-    MALLOC_MMAP_THRESHOLD_ is set (the operator chose) or the C library is not glibc. Returns
-    whether it was set."""
-    if sys.platform != "linux" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    MALLOC_MMAP_THRESHOLD_ is set (the operator chose), FOLEY_MALLOC_PIN=0 (glibc's adaptive
+    threshold: a little faster, memory grows with the video's length) or the C library is not
+    glibc. Returns whether it was set."""
+    if sys.platform != "linux" or "MALLOC_MMAP_THRESHOLD_" in os.environ or os.environ.get("FOLEY_MALLOC_PIN") == "0":
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

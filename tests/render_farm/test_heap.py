@@ -18,3 +18,4 @@ def test_set_on_glibc_and_left_to_the_operator_when_configured() -> None:
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
     assert run(env) == "True"  # the project runs on Debian/Ubuntu (glibc)
     assert run({**env, "MALLOC_MMAP_THRESHOLD_": "262144"}) == "False"
+    assert run({**env, "FOLEY_MALLOC_PIN": "0"}) == "False"
