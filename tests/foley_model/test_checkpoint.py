@@ -43,3 +43,17 @@ def test_shipped_checkpoint_loads_and_is_verified():
     model, card = load_checkpoint(path)
     assert card["variant"] == "tiny" and json.dumps(card["config"])
     assert (path / "model.safetensors").stat().st_size < 50 * 2 ** 20
+
+
+def test_the_shipped_checkpoint_places_sounds_from_the_picture():
+    """On 10 held-out clips the shipped model finds most onsets; with the video withheld it cannot
+    (held-out 100 clips: F1±100 0.81 vs 0.22, card.json). Fails if a checkpoint stops learning from
+    the picture or the conditioning path breaks."""
+    from foley_model.eval_run import evaluate
+
+    torch.set_num_threads(2)
+    model, _ = load_checkpoint(default_checkpoint_path())
+    r = evaluate(model.eval(), n_clips=10, modes=("model", "lower"))
+    assert r["model"]["f1_100"] >= 0.6, r["model"]
+    assert r["lower"]["f1_100"] <= 0.4, r["lower"]
+    assert r["model"]["false_per_min"] < r["lower"]["false_per_min"], r
