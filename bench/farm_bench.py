@@ -18,6 +18,7 @@ store in a temp dir (--s3 uses the S3 endpoint of FOLEY_TEST_S3_ENDPOINT instead
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -27,10 +28,12 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.pg_scratch import scratch_database  # noqa: E402 - the suites' throwaway-database helper
 
 STEP = "bench.farm_bench:bench_window"
 QUEUE = "gpu-episode"
@@ -63,15 +66,11 @@ def pct(values: list[float], q: float) -> float:
 class Bench:
     def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
         import migrations
-        from storage.db import make_engine, make_sessionmaker, normalize_url
+        from storage.db import make_engine, make_sessionmaker
 
         self.tmp = tmp
-        server = normalize_url(args.pg_url)
-        self.db_name = f"foley_farm_bench_{uuid.uuid4().hex[:10]}"
-        self.admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.db_name}"'))
-        self.db_url = server.set(database=self.db_name).render_as_string(hide_password=False)
+        self._scratch = contextlib.ExitStack()  # the throwaway database, dropped by close()
+        self.db_url = self._scratch.enter_context(scratch_database(args.pg_url, "foley_farm_bench"))
         migrations.upgrade(self.db_url)
         self.sessions = make_sessionmaker(make_engine(self.db_url))
         broker = args.redis_url.rsplit("/", 1)[0] + f"/{args.redis_db}"
@@ -153,8 +152,7 @@ class Bench:
             except subprocess.TimeoutExpired:
                 w.kill()
         self.sessions.kw["bind"].dispose()
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'))
+        self._scratch.close()
 
 
 def main() -> None:

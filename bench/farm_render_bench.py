@@ -30,6 +30,7 @@ script says so next to those rows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import statistics
@@ -46,6 +47,8 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.pg_scratch import scratch_database  # noqa: E402 - the suites' throwaway-database helper
 
 FOLEY = [sys.executable, "-m", "render_farm"]
 RENDER_QUEUE = "gpu-episode"
@@ -100,15 +103,9 @@ class Farm:
         import migrations
         import redis
 
-        from storage.db import normalize_url
-
         self.args, self.tmp = args, tmp
-        server = normalize_url(args.pg_url)
-        self.db_name = f"foley_farm_render_bench_{uuid.uuid4().hex[:10]}"
-        self.admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.db_name}"'))
-        self.db_url = server.set(database=self.db_name).render_as_string(hide_password=False)
+        self._scratch = contextlib.ExitStack()  # the throwaway database, dropped by close()
+        self.db_url = self._scratch.enter_context(scratch_database(args.pg_url, "foley_farm_render_bench"))
         migrations.upgrade(self.db_url)
         self.engine = create_engine(self.db_url)
         broker = args.redis_url.rsplit("/", 1)[0] + f"/{args.redis_db}"
@@ -199,9 +196,7 @@ class Farm:
         for name in list(self.workers):
             self.stop_worker(name, kill=name == "cpu")  # it may be assembling a job nobody waits for
         self.engine.dispose()
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'))
-        self.admin.dispose()
+        self._scratch.close()
 
 
 def toy_video(tmp: Path, windows: int, name: str = "bench") -> Path:

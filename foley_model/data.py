@@ -28,8 +28,7 @@ def _area_resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (T, S, S, 3)
 
 
-def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size: int, sample_rate_hz: int,
-                style=None) -> None:
+def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size: int, sample_rate_hz: int) -> None:
     """Render clips forever into ``q`` until ``stop`` is set."""
     try:
         os.nice(10)
@@ -38,7 +37,7 @@ def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size:
     import torch
     torch.set_num_threads(1)
     from .toyworld import GenStyle, clip_seed, make_clip
-    style = style or GenStyle.train()
+    style = GenStyle.train()
     i = start_index
     while not stop.is_set():
         s = clip_seed(seed, i)
@@ -59,13 +58,13 @@ class ClipPool:
     """Replay pool fed by a background worker process; `sample(n)` returns n stored clips."""
 
     def __init__(self, seed: int, start_index: int, clip_s: float, frame_size: int, sample_rate_hz: int,
-                 capacity: int = 4000, style=None):
+                 capacity: int = 4000):
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         ctx = mp.get_context("spawn")
         self.q, self.stop = ctx.Queue(maxsize=64), ctx.Event()
         self.proc = ctx.Process(target=worker_main, daemon=True,
-                                args=(self.q, self.stop, seed, start_index, clip_s, frame_size, sample_rate_hz, style))
+                                args=(self.q, self.stop, seed, start_index, clip_s, frame_size, sample_rate_hz))
         self.proc.start()
         # A reader thread keeps the pipe flowing: each clip is ~0.5 MB, more than a pipe buffer, so
         # polling the queue once per training step received about one clip per step (the worker sat

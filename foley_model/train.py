@@ -98,7 +98,6 @@ class Trainer:
         # training-only head of the auxiliary sync loss (not exported): sync feature -> (latents, onset)
         self.sync_aux = torch.nn.Sequential(torch.nn.Linear(D, D), torch.nn.SiLU(), torch.nn.Linear(D, C + 1))
         self.last_parts: dict = {}
-        self.train_style = None  # GenStyle of the training clips (None: GenStyle.train())
         fracs = dict(cfg.train.stage_fractions)
         total = sum(fracs[s] for s in stages)
         self.budget_s = {s: 60.0 * minutes * fracs[s] / total for s in stages}
@@ -376,7 +375,7 @@ class Trainer:
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         pool = ClipPool(self.seed, self.state.get("clips_seen", 0), self.cfg.train.clip_s,
-                        self.cfg.encoders.frame_size, self.cfg.audio.sample_rate_hz, style=self.train_style)
+                        self.cfg.encoders.frame_size, self.cfg.audio.sample_rate_hz)
         try:
             for stage in STAGES:
                 if stage in self.stages and not self.stop_requested:

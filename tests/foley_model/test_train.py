@@ -31,12 +31,11 @@ def _trainer(tmp_path, **train_overrides) -> Trainer:
     return Trainer(cfg, tmp_path, 0, 1.0, ("dit",), False, 2, 100, lambda s: None, "test")
 
 
-def test_onset_strength_peaks_at_the_ground_truth_onsets():
+def test_onset_strength_peaks_at_the_ground_truth_onsets(tmp_path):
     torch.manual_seed(0)
     items = [it for it in _items(12) if any(e.kind == "impact" for e in it["events"])]
     assert items
-    tr = Trainer(get_config("tiny"), __import__("pathlib").Path("/tmp"), 0, 1.0, ("dit",), False, 2, 100,
-                 lambda s: None, "test")
+    tr = _trainer(tmp_path)
     strength = Batch(items, random.Random(0)).onset_strength(tr.model)  # (B, T)
     rate = tr.cfg.latent_rate_hz
     hits = total = 0
