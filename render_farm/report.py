@@ -63,7 +63,8 @@ def build_report(ctx: StepContext, job_id: str) -> dict[str, Any]:
             "latent_rate_hz": float(rate),
             "windows": [{"index": w.index, "start_s": sec(w.start), "end_s": sec(w.end),
                          "start_frame": w.start, "end_frame": w.end,
-                         "batch": r.batch_index, "padded_frames": r.padded_frames, "attempts": r.attempts,
+                         "batch": r.batch_index, "padded_frames": r.padded_frames,
+                         "shot_pictures": [r.shot_from, r.shot_to], "attempts": r.attempts,
                          "worker": r.worker_host, "device": r.device}
                         for w, r in zip(plan, rows)],
             "joins_s": [sec(j) for j in joins(plan)] if plan else [],

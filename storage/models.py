@@ -190,6 +190,10 @@ class Window(Base):
     batch_index: Mapped[int] = mapped_column(Integer)
     # latent frames its batch is padded to (the plan's length bucket); NULL: the batch's longest window
     padded_frames: Mapped[int | None] = mapped_column(Integer)
+    # picture frames (the proxy's 24 fps grid) the window may see, [shot_from, shot_to); frames
+    # outside hold the nearest picture inside. Set where a join is a shot cut; NULL: unbounded
+    shot_from: Mapped[int | None] = mapped_column(Integer)
+    shot_to: Mapped[int | None] = mapped_column(Integer)
     state: Mapped[WindowState] = mapped_column(
         _enum_column(WindowState, "window_state"), default=WindowState.PENDING
     )

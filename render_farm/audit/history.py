@@ -219,7 +219,8 @@ def window_record(w: Window) -> dict[str, Any]:
     """A window's plan, where and how often it ran, and its result, as plain data."""
     return {
         "id": w.id, "index": w.index, "start_frame": w.start_frame, "end_frame": w.end_frame,
-        "batch_index": w.batch_index, "state": w.state.value, "attempts": w.attempts,
+        "batch_index": w.batch_index, "padded_frames": w.padded_frames, "shot_pictures": [w.shot_from, w.shot_to],
+        "state": w.state.value, "attempts": w.attempts,
         "max_attempts": w.max_attempts, "worker_host": w.worker_host, "device": w.device,
         "started_at": iso(w.started_at), "finished_at": iso(w.finished_at),
         "took_s": _seconds(w.started_at, w.finished_at), "result_key": w.result_key,

@@ -109,7 +109,8 @@ def _load(settings: Settings, job_id: str) -> _Recorded:
             raise NotFound(f"no job {job_id}")
         lineage = LineageRepo(s)
         windows = [{"id": w.id, "index": w.index, "start": w.start_frame, "end": w.end_frame, "batch": w.batch_index,
-                    "padded_frames": w.padded_frames, "state": w.state, "result_key": w.result_key, "result_sha256": w.result_sha256,
+                    "padded_frames": w.padded_frames, "shot": (w.shot_from, w.shot_to), "state": w.state,
+                    "result_key": w.result_key, "result_sha256": w.result_sha256,
                     "device": w.device}
                    for w in lineage.windows_of_jobs([job_id]).get(job_id, [])]
         delivered = [{"kind": a.kind, "key": a.key, "uri": a.uri, "sha256": a.sha256.lower(),
@@ -305,15 +306,20 @@ def _compare_windows(rec: _Recorded, farm: Settings, report: ReproduceReport) ->
     with unit_of_work(sessions) as s:
         lineage = LineageRepo(s)
         (job,) = JobRepo(s).list(limit=1)  # the scratch database holds the reproduction only
-        again = [(w.index, w.start_frame, w.end_frame, (w.result_sha256 or "").lower())
+        again = [(w.index, w.start_frame, w.end_frame, (w.shot_from, w.shot_to), (w.result_sha256 or "").lower())
                  for w in lineage.windows_of_jobs([job.id]).get(job.id, [])]
-    before = [(w["index"], w["start"], w["end"], (w["result_sha256"] or "").lower()) for w in rec.windows]
+    before = [(w["index"], w["start"], w["end"], w["shot"], (w["result_sha256"] or "").lower()) for w in rec.windows]
     if [w[:3] for w in again] != [w[:3] for w in before]:
         report.differences.append(Difference(
             "window plan", f"the record has windows {[list(w[1:3]) for w in before]}, "
                            f"the reproduction planned {[list(w[1:3]) for w in again]}"))
         return
-    for (index, _, _, sha_before), (_, _, _, sha_again) in zip(before, again):
+    if [w[3] for w in again] != [w[3] for w in before]:
+        report.differences.append(Difference(
+            "window shots", f"the record's windows see pictures {[list(w[3]) for w in before]}, "
+                            f"the reproduction's {[list(w[3]) for w in again]} (shot cuts found differently)"))
+        return
+    for (index, _, _, _, sha_before), (_, _, _, _, sha_again) in zip(before, again):
         if sha_before != sha_again:
             report.differences.append(Difference(
                 f"window {index} latents", f"the reproduction has sha256 {sha_again}, the record {sha_before or '-'} "
@@ -327,7 +333,7 @@ def _reproduce_window(rec: _Recorded, spec: RenderSpec, store: BlobStore, input_
                       index: int, report: ReproduceReport) -> None:
     from render_farm.context import build_context
     from render_farm.media.proxy import make_proxy
-    from render_farm.steps.render import render_window_batch, latents_to_bytes
+    from render_farm.steps.render import PlannedWindow, render_window_batch, latents_to_bytes
     from schedulers.inprocess import InProcessExecutor
 
     target = next((w for w in rec.windows if w["index"] == index), None)
@@ -336,7 +342,7 @@ def _reproduce_window(rec: _Recorded, spec: RenderSpec, store: BlobStore, input_
     if target["state"] is not WindowState.DONE or not target["result_sha256"] or not target["result_key"]:
         raise InvalidInput(f"job {rec.job_id}: window {index} is {target['state'].value} and has no recorded latents")
     batch = [w for w in rec.windows if w["batch"] == target["batch"]]
-    plan = [(w["id"], w["index"], w["start"], w["end"]) for w in batch]
+    plan = [PlannedWindow(w["id"], w["index"], w["start"], w["end"], *w["shot"]) for w in batch]
     ctx = build_context(Settings(data_dir=scratch / "farm"), InProcessExecutor(lambda: None),
                         scratch_dir=scratch / "work")
     proxy = ctx.scratch_dir / "proxies" / f"{rec.input_sha256}.mp4"

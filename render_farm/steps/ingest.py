@@ -1,4 +1,5 @@
-"""Ingest (CPU): hash and probe the input, make the proxy, find shot cuts, plan the windows.
+"""Ingest (CPU): hash and probe the input, make the proxy, find shot cuts, plan the windows
+(and, where a join is a cut, which shot each side of it sees).
 
 The plan (windows, which of them are batched together, and the length bucket each batch is
 padded to) is written in one transaction, then one render step per batch is enqueued.
@@ -20,7 +21,7 @@ from render_farm.steps.keys import proxy_key
 from render_farm.timeline.buckets import length_buckets, plan_batches
 from render_farm.timeline.latent_time import num_frames, seconds_to_nearest_frame
 from render_farm.timeline.shots import detect_cuts
-from render_farm.timeline.windows import WindowSpec, plan_windows
+from render_farm.timeline.windows import WindowSpec, plan_windows, shot_bounds
 from schedulers.base import StepCall
 from storage.db import unit_of_work
 from storage.errors import FoleyError, TransientError
@@ -74,7 +75,10 @@ def _ingest(ctx: StepContext, job_id: str, input_uri: str, spec: RenderSpec, pri
     proxy = ctx.store.put_file(proxy_key(input_sha), proxy_path)
     ctx.report_progress(job_id, "shots", 0, 1)
     cut_frames = detect_cuts((f.rgb for f in iter_frames(proxy_path, SHOT_FPS, SHOT_SIZE)), SHOT_FPS)
-    cuts = sorted({seconds_to_nearest_frame(k / SHOT_FPS, rate) for k in cut_frames})
+    cut_pictures: dict[int, int] = {}  # latent frame of a cut -> picture frame where its shot starts
+    for k in cut_frames:
+        cut_pictures.setdefault(seconds_to_nearest_frame(k / SHOT_FPS, rate), k)
+    cuts = sorted(cut_pictures)
     wspec = WindowSpec(
         min_frames=max(1, seconds_to_nearest_frame(spec.window_min_s, rate)),
         max_frames=max(1, seconds_to_nearest_frame(spec.window_max_s, rate)),
@@ -84,8 +88,10 @@ def _ingest(ctx: StepContext, job_id: str, input_uri: str, spec: RenderSpec, pri
     buckets = length_buckets(wspec.min_frames, wspec.max_frames)
     batches = plan_batches([w.num_frames for w in windows], spec.batch_windows, buckets)
     batch_of = {i: b for b in batches for i in b.windows}
-    planned = [NewWindow(w.index, w.start, w.end, batch_of[w.index].index, batch_of[w.index].padded_frames)
-               for w in windows]
+    shots = shot_bounds(windows, cut_pictures)
+    planned = [NewWindow(w.index, w.start, w.end, batch_of[w.index].index, batch_of[w.index].padded_frames,
+                         shot_from=lo, shot_to=hi)
+               for w, (lo, hi) in zip(windows, shots)]
     n_batches = len(batches)
     with unit_of_work(ctx.sessions) as s:
         jobs = JobRepo(s)
@@ -99,7 +105,9 @@ def _ingest(ctx: StepContext, job_id: str, input_uri: str, spec: RenderSpec, pri
             return  # cancelled meanwhile
         EventRepo(s).append("ingest.done", job_id=job_id, actor=ctx.worker, payload={
             "input_sha256": input_sha, "duration_s": info.duration_s, "latent_frames": total,
-            "cuts": cuts, "windows": [[w.start_frame, w.end_frame] for w in planned], "batches": n_batches,
+            "cuts": cuts, "cut_pictures": sorted(cut_pictures.values()),
+            "windows": [[w.start_frame, w.end_frame] for w in planned],
+            "shots": [[w.shot_from, w.shot_to] for w in planned], "batches": n_batches,
             "batch_windows": [list(b.windows) for b in batches], "padded_frames": [b.padded_frames for b in batches],
             "wall_s": round(time.perf_counter() - t0, 3),
         })

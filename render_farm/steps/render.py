@@ -1,5 +1,7 @@
 """Render one planned batch of windows (GPU queue): conditions from the proxy's frames, the
 timeline noise of each window, the sampler, latents to the store under deterministic keys.
+A window whose join with a neighbour is a shot cut sees only its own side's shot (its row's
+`shot_from`/`shot_to`): frames across the cut hold the shot's edge picture.
 
 The whole batch is always computed together, exactly as planned, and padded to the length the
 plan recorded, even when some of its windows are already done (a retry after a crash): batch
@@ -12,6 +14,7 @@ import io
 import logging
 import time
 from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,13 +46,27 @@ def latents_from_bytes(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
+class PlannedWindow(NamedTuple):
+    """One window of a planned batch, as the render step reads it from its row."""
+
+    id: str
+    index: int
+    start: int  # latent frames [start, end)
+    end: int
+    shot_from: int | None = None  # picture frames [shot_from, shot_to) it may see (None: unbounded)
+    shot_to: int | None = None
+
+
 def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[int, int], video_end_s: float,
-                  context: int = 0) -> tuple[np.ndarray, Fraction]:
+                  context: int = 0, shot: tuple[int | None, int | None] = (None, None)) -> tuple[np.ndarray, Fraction]:
     """Frames at 24 fps covering [start_s, end_s) plus `context` frames each side (the frame
     encoder looks at neighbours): (T, H, W, 3) uint8 and the time of frame 0.
 
     Frame k shows the picture at t0 + k/24 with t0 = floor(start_s·24)/24 − context/24 (not before
     0); past the end of the video the last picture is held, so every window gets all its frames.
+    `shot` = (from, to) bounds the pictures on the proxy's 24 fps grid: a frame before `from`
+    shows picture `from`, a frame at or after `to` shows picture `to − 1` (the window's side of a
+    join at a shot cut sees one shot only, frozen across the cut).
     """
     k0 = max(int(start_s * SYNC_FPS) - context, 0)  # floor
     k1 = -(-end_s.numerator * SYNC_FPS // end_s.denominator) + context  # ceil(end_s * 24)
@@ -62,7 +79,14 @@ def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[in
         frames = tail[-1:] if tail else [np.zeros((size[1], size[0], 3), np.uint8)]
     while len(frames) < k1 - k0:
         frames.append(frames[-1])
-    return np.stack(frames[: k1 - k0]), t0
+    frames = frames[: k1 - k0]
+    lo, hi = shot
+    if lo is not None or hi is not None:
+        first = 0 if lo is None else min(max(lo - k0, 0), len(frames) - 1)
+        last = len(frames) - 1 if hi is None else min(max(hi - 1 - k0, 0), len(frames) - 1)
+        assert first <= last, f"picture bounds {shot} leave no frame of [{k0}, {k1})"
+        frames = [frames[min(max(i, first), last)] for i in range(len(frames))]
+    return np.stack(frames), t0
 
 
 def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
@@ -78,7 +102,7 @@ def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
         mine = [w.id for w in windows if repo.claim(w.id, ctx.worker, ctx.lease_s, now, worker_host=ctx.host, device=ctx.device)]
         spec = RenderSpec.from_params(job.params)
         seed, input_sha = job.seed, job.input_sha256
-        plan = [(w.id, w.index, w.start_frame, w.end_frame) for w in windows]
+        plan = [PlannedWindow(w.id, w.index, w.start_frame, w.end_frame, w.shot_from, w.shot_to) for w in windows]
         padded = {w.padded_frames for w in windows}
     if not mine:
         log.info("job %s batch %d: every window is done or taken", job_id, batch_index)
@@ -101,17 +125,17 @@ def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
     last = False
     with unit_of_work(ctx.sessions) as s:
         repo, jobs, arts = WindowRepo(s), JobRepo(s), ArtifactRepo(s)
-        for (wid, index, start, end), lat in zip(plan, latents):
-            if wid not in mine:
+        for w, lat in zip(plan, latents):
+            if w.id not in mine:
                 continue
-            info = ctx.store.put(latents_key(job_id, index), latents_to_bytes(lat))
+            info = ctx.store.put(latents_key(job_id, w.index), latents_to_bytes(lat))
             arts.add(job_id, ArtifactKind.LATENTS, key=info.key, uri=ctx.store.uri(info.key), sha256=info.sha256,
-                     size_bytes=info.size_bytes, window_id=wid, meta={"frames": [start, end]})
-            if repo.complete(wid, ctx.worker, info.key, info.sha256):
+                     size_bytes=info.size_bytes, window_id=w.id, meta={"frames": [w.start, w.end]})
+            if repo.complete(w.id, ctx.worker, info.key, info.sha256):
                 last = jobs.count_window_done_and_maybe_assemble(job_id) or last
         wall = time.perf_counter() - t_start
         EventRepo(s).append("batch.done", job_id=job_id, actor=ctx.worker, payload={
-            "batch": batch_index, "windows": [p[1] for p in plan if p[0] in mine], "host": ctx.host,
+            "batch": batch_index, "windows": [w.index for w in plan if w.id in mine], "host": ctx.host,
             "device": ctx.device, "engine": model_for_spec(spec).runtime(ctx.inference).describe(),
             "wall_s": round(wall, 3)})
         done, total = jobs.get(job_id).windows_done, jobs.get(job_id).windows_total
@@ -124,7 +148,7 @@ def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
 
 
 def render_window_batch(ctx: StepContext, job_id: str, spec: RenderSpec, seed: int, input_sha: str | None,
-                        plan: list[tuple[str, int, int, int]], padded_frames: int | None = None,
+                        plan: list[PlannedWindow], padded_frames: int | None = None,
                         timings: dict | None = None) -> list[np.ndarray]:
     """The planned batch's latents (+ stereo cues), one array per window, as `render_batch` stores them.
 
@@ -142,12 +166,13 @@ def render_window_batch(ctx: StepContext, job_id: str, spec: RenderSpec, seed: i
     video_end_s = probe(proxy).duration_s
     rate = model.latent_rate_hz
     inputs, noises = [], []
-    for _wid, _index, start, end in plan:
-        start_s, end_s = frame_to_seconds(start, rate), frame_to_seconds(end, rate)
-        frames, t0 = window_frames(proxy, start_s, end_s, model.frame_size, video_end_s, model.frame_context)
+    for w in plan:
+        start_s, end_s = frame_to_seconds(w.start, rate), frame_to_seconds(w.end, rate)
+        frames, t0 = window_frames(proxy, start_s, end_s, model.frame_size, video_end_s, model.frame_context,
+                                   shot=(w.shot_from, w.shot_to))
         inputs.append(WindowInput(frames=frames, frames_t0_s=float(t0), start_s=float(start_s),
-                                  num_latent_frames=end - start, start_frame=start))
-        noises.append(timeline_noise(seed, start, end, model.latent_channels))
+                                  num_latent_frames=w.end - w.start, start_frame=w.start))
+        noises.append(timeline_noise(seed, w.start, w.end, model.latent_channels))
     if timings is not None:
         timings["frames"] = time.perf_counter() - t_frames
     return model.render_latents(inputs, noises, spec, padded_frames=padded_frames, placement=ctx.inference,

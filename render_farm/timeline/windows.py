@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from render_farm.errors import InvalidInput
 
@@ -165,3 +165,22 @@ def _longest_cut_chain(anchors: list[int], spec: WindowSpec) -> list[int]:
 def joins(windows: Sequence[Window]) -> list[int]:
     """Centre frame of each overlap between neighbours: (next.start + prev.end) // 2."""
     return [(b.start + a.end) // 2 for a, b in zip(windows[:-1], windows[1:])]
+
+
+def shot_bounds(windows: Sequence[Window], cut_pictures: Mapping[int, int]) -> list[tuple[int | None, int | None]]:
+    """For each window, the picture frames [from, to) it may see; None: no bound on that side. Pure.
+
+    `cut_pictures` maps a cut's latent frame to the picture frame (of the proxy's frame grid) where
+    the new shot starts. Where the join between two windows lies on a cut, the window before it
+    sees only the old shot and the window after it only the new one: the model then renders no
+    cut inside either window (a picture cut inside a window can sound like a knock) and the
+    join's crossfade hands the sound from one shot to the next. Joins that are not cuts leave the
+    pictures unbounded, and so does a cut inside a window (no join there to hand over).
+    """
+    bounds: list[list[int | None]] = [[None, None] for _ in windows]
+    for i, (a, b) in enumerate(zip(windows[:-1], windows[1:])):
+        join = (b.start + a.end) // 2
+        if join in cut_pictures:
+            bounds[i][1] = cut_pictures[join]
+            bounds[i + 1][0] = cut_pictures[join]
+    return [(lo, hi) for lo, hi in bounds]

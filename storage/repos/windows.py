@@ -28,12 +28,16 @@ class NewWindow:
     end_frame: int
     batch_index: int
     padded_frames: int | None = None  # the batch's length bucket (None: pad to its longest window)
+    shot_from: int | None = None  # picture frames [shot_from, shot_to) it may see (None: unbounded)
+    shot_to: int | None = None
 
     def __post_init__(self) -> None:
         assert 0 <= self.start_frame < self.end_frame, f"{self.start_frame=} {self.end_frame=}"
         assert self.index >= 0 and self.batch_index >= 0, f"{self.index=} {self.batch_index=}"
         assert self.padded_frames is None or self.padded_frames >= self.end_frame - self.start_frame, (
             f"{self.padded_frames=} {self.start_frame=} {self.end_frame=}")
+        assert self.shot_from is None or self.shot_to is None or 0 <= self.shot_from < self.shot_to, (
+            f"{self.shot_from=} {self.shot_to=}")
 
 
 def _rowcount(result: Any) -> int:
@@ -67,6 +71,8 @@ class WindowRepo:
                 "end_frame": w.end_frame,
                 "batch_index": w.batch_index,
                 "padded_frames": w.padded_frames,
+                "shot_from": w.shot_from,
+                "shot_to": w.shot_to,
                 "state": WindowState.PENDING,
                 "attempts": 0,
                 "max_attempts": max_attempts,

@@ -180,6 +180,32 @@ def test_frames_for_ranges_equal_window_frames(tmp_path):
         frames_for_ranges(proxy.path, 24, size, [(5, 5)])
 
 
+def test_window_frames_hold_the_shot_edge_across_a_cut(tmp_path):
+    """A window bounded to pictures [lo, hi) shows picture lo before lo and picture hi − 1 from hi on;
+    inside the bounds it is the unbounded decode."""
+    from render_farm.steps.render import window_frames
+
+    made = make_video(tmp_path / "v.mp4", duration_s=2.0, fps=24, size=(320, 180))
+    proxy = make_proxy(made.path, tmp_path / "proxy.mp4")
+    end = probe(proxy.path).duration_s
+    size, context = (96, 54), 2
+    a, b = Fraction(1, 2), Fraction(3, 2)
+    free, t0 = window_frames(proxy.path, a, b, size, end, context)
+    k0 = int(t0 * 24)
+    lo, hi = k0 + 5, k0 + 20
+    for shot in ((lo, None), (None, hi), (lo, hi)):
+        got, t0b = window_frames(proxy.path, a, b, size, end, context, shot=shot)
+        assert t0b == t0 and got.shape == free.shape
+        first = 0 if shot[0] is None else shot[0] - k0
+        last = len(free) - 1 if shot[1] is None else shot[1] - 1 - k0
+        for i in range(len(free)):
+            assert np.array_equal(got[i], free[min(max(i, first), last)]), f"{shot=} frame {i}"
+        assert frame_number(got[0]) == frame_number(free[first])
+    # bounds outside the window's frames change nothing
+    same, _ = window_frames(proxy.path, a, b, size, end, context, shot=(0, 10_000))
+    assert np.array_equal(same, free)
+
+
 # ---- proxies ------------------------------------------------------------------------------------
 
 

@@ -82,6 +82,25 @@ def test_report_holds_provenance(toy, rendered) -> None:
         assert report["stages"][stage]["wall_s"] > 0 and report["stages"][stage]["peak_rss_mb"] > 0
 
 
+def test_each_side_of_a_join_on_a_cut_sees_one_shot(toy, rendered) -> None:
+    """The toy video cuts to a new scene at 7 s; the join there is bounded on both sides at the
+    cut's picture, and a join away from cuts bounds nothing."""
+    _, report, _ = rendered
+    windows, joins = report["windows"], report["joins_s"]
+    on_cut = 0
+    for i, j in enumerate(joins):
+        before, after = windows[i]["shot_pictures"], windows[i + 1]["shot_pictures"]
+        cut = min(toy.cuts_s, key=lambda c: abs(c - j)) if toy.cuts_s else None
+        if cut is not None and abs(cut - j) <= 1.5 / report["latent_rate_hz"]:
+            on_cut += 1
+            assert before[1] is not None and before[1] == after[0], f"join {j}: {before} {after}"
+            assert abs(before[1] / 24 - cut) <= 1 / 24 + 1e-9, f"join {j} at cut {cut}: picture {before[1]}"
+        else:
+            assert before[1] is None and after[0] is None, f"join {j} is not a cut: {before} {after}"
+    assert on_cut >= 1 and 7.0 in [round(c, 3) for c in toy.cuts_s], f"{joins=} {toy.cuts_s=}"
+    assert windows[0]["shot_pictures"][0] is None and windows[-1]["shot_pictures"][1] is None
+
+
 def test_rendering_is_deterministic(toy, rendered) -> None:
     out, report, d = rendered
     again = d / "again.mp4"

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from render_farm.errors import InvalidInput
-from render_farm.timeline.windows import Window, WindowSpec, joins, plan_windows
+from render_farm.timeline.windows import Window, WindowSpec, joins, plan_windows, shot_bounds
 
 
 @st.composite
@@ -122,3 +122,22 @@ def test_spec_validation(args):
 def test_bad_total():
     with pytest.raises(InvalidInput):
         plan_windows(0, [], WindowSpec(10, 20, 2))
+
+
+def test_shot_bounds_split_the_pictures_at_joins_that_are_cuts():
+    """Each side of a join on a cut sees one shot; other joins and cuts inside windows bound nothing."""
+    spec = WindowSpec(250, 469, 31)
+    windows = plan_windows(2000, [600, 1400], spec)
+    chosen = joins(windows)
+    assert 600 in chosen and 1400 in chosen, f"{chosen=}"
+    cut_pictures = {600: 461, 1400: 1075, 1990: 1528}  # latent frame -> picture frame (24 fps); 1990: no join
+    bounds = shot_bounds(windows, cut_pictures)
+    assert len(bounds) == len(windows)
+    for i, (j, (a, b)) in enumerate(zip(chosen, zip(windows[:-1], windows[1:]))):
+        if j in (600, 1400):
+            assert bounds[i][1] == bounds[i + 1][0] == cut_pictures[j], f"{i=} {bounds=}"
+        else:
+            assert bounds[i][1] is None and bounds[i + 1][0] is None, f"{i=} {bounds=}"
+    assert bounds[0][0] is None and bounds[-1][1] is None
+    assert sum(lo is not None for lo, _ in bounds) == 2
+    assert shot_bounds([Window(0, 0, 100)], {50: 38}) == [(None, None)]  # one window: no join to hand over
