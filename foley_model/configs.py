@@ -77,6 +77,9 @@ class EncoderConfig:
     semantic_path: str = ""  # local feature directory/file or TorchScript module; never downloaded
     sync_path: str = ""
     text_path: str = ""
+    # tiny: frame features are computed per shot (cuts found by `foley_model.shots`), so a picture
+    # cut is not read as motion; pretrained features are computed by whoever extracts them
+    shot_split: bool = True
 
 
 @dataclass(frozen=True)

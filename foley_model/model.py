@@ -27,6 +27,7 @@ from .mmdit import MMDiT, sinusoidal
 from .stereo import Mono2Stereo
 from .vae import MelVAE
 from .vocoder import GriffinLim, NeuralVocoder, synthesize_chunked
+from .shots import THUMB, detect_cuts
 
 
 @dataclass
@@ -126,6 +127,31 @@ class FoleyModel(nn.Module):
                                                                                 device=self.device)
         return self.text_in(text_feats), mask
 
+    def encode_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Frame features (B, Tf, D) of the resized frames x (B, Tf, 3, S, S) in [0, 1], at 24 fps.
+
+        With `encoders.shot_split`, an item whose frames cut to a new shot (`frame_cuts`) is encoded
+        one shot at a time, each shot's edge frame held for `FrameCNN.frame_context` frames beyond
+        it: frame differences and the temporal convolutions never look across a cut, so a cut does
+        not look like a sudden motion (which the network sounds as a knock). Items without a cut
+        are encoded as one batch, exactly as without splitting."""
+        feats = self.frame_encoder(x)  # (B, Tf, D)
+        if not self.cfg.encoders.shot_split:
+            return feats
+        ctx = FrameCNN.frame_context
+        for b, starts in enumerate(frame_cuts(x, self.cfg.encoders.sync_fps)):
+            if not starts:
+                continue
+            bounds = [0, *starts, x.shape[1]]
+            parts = []
+            for a, e in zip(bounds[:-1], bounds[1:]):
+                seg = x[b:b + 1, a:e]
+                held = torch.cat([seg[:, :1].expand(1, ctx, *seg.shape[2:]), seg,
+                                  seg[:, -1:].expand(1, ctx, *seg.shape[2:])], dim=1)
+                parts.append(self.frame_encoder(held)[:, ctx:ctx + (e - a)])
+            feats = torch.cat([feats[:b], torch.cat(parts, dim=1), feats[b + 1:]], dim=0)
+        return feats
+
     def prepare_conditions(self, frames: torch.Tensor | None, captions: Sequence[str], start_s, duration_s,
                            frames_start_s=None, num_latent_frames: int | None = None,
                            sync_feats: torch.Tensor | None = None, semantic_feats: torch.Tensor | None = None,
@@ -166,7 +192,7 @@ class FoleyModel(nn.Module):
         zero = torch.zeros(B, device=dev)
         if enc.kind == "tiny":
             x = frames_to_float(frames.to(dev), enc.frame_size)  # (B, Tf, 3, S, S)
-            feats = self.frame_encoder(x)  # (B, Tf, D)
+            feats = self.encode_frames(x)  # (B, Tf, D)
             sync = self.sync_in(resample_by_time(feats, zero, enc.sync_fps, rel(lat_times)))  # (B, T, D)
             offs = torch.tensor([-1.0, 0.0, 1.0], device=dev, dtype=torch.float64) / enc.sync_fps
             tok_t = start[:, None, None] + tok_rel[None, :, None] + offs  # (B, Lv, 3)
@@ -302,3 +328,14 @@ class FoleyModel(nn.Module):
 
     def sample_rate_hz(self) -> int:
         return self.cfg.audio.sample_rate_hz
+
+
+def frame_cuts(x: torch.Tensor, fps: float = 24.0) -> list[list[int]]:
+    """For each item of frames x (B, Tf, 3, S, S) in [0, 1] (the frame encoder's input), the indices
+    of the frames where a new shot starts (`foley_model.shots.detect_cuts` on the resized frames:
+    cheap, and a cut changes most of the picture at any size); none when S is below the detector's
+    thumbnail."""
+    if x.shape[-1] < THUMB or x.shape[-2] < THUMB:
+        return [[] for _ in range(x.shape[0])]
+    arr = (x.detach().float() * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
+    return [detect_cuts(item, fps) for item in arr]

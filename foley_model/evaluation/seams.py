@@ -36,3 +36,33 @@ def seam_ratio(audio: np.ndarray, sample_rate_hz: int, join_times_s: Sequence[fl
     if at_random <= 0:
         return 1.0 if at_joins <= 0 else float("inf")
     return float(at_joins / at_random)
+
+
+def cut_flux_ratio(audios: Sequence[np.ndarray], sample_rate_hz: int, clips: Sequence, window_s: float = 0.05,
+                   onset_guard_s: float = 0.15, cut_guard_s: float = 0.3) -> tuple[float, int]:
+    """Does the audio sound a knock where the picture cuts? Mean novelty peak (within +-window_s)
+    at the clips' shot cuts over the mean peak at every other place, pooled over clips; places
+    within onset_guard_s of a ground-truth event onset are skipped (an event there is no knock),
+    and reference places keep cut_guard_s from every cut. Ground truth scores ~1.6 (a new scene's
+    ambience starts at the cut). -> (ratio, number of cuts compared); NaN with no cut.
+    `clips`: toyworld clips (cuts_s, events, duration_s), one per audio (2, n) or (n,)."""
+    at, ref = [], []
+    for audio, clip in zip(audios, clips):
+        nov, hop_s = novelty(audio, sample_rate_hz)
+        half = max(1, int(round(window_s / hop_s)))
+        onsets = np.asarray([e.onset_s for e in clip.events], dtype=np.float64)
+        cuts = np.asarray(clip.cuts_s, dtype=np.float64)
+
+        def peak(t: float) -> float:
+            i = int(round(t / hop_s))
+            return float(nov[max(0, i - half):i + half + 1].max())
+
+        def clear(t: float, pts: np.ndarray, d: float) -> bool:
+            return len(pts) == 0 or bool(np.all(np.abs(pts - t) > d))
+
+        at += [peak(c) for c in cuts if clear(c, onsets, onset_guard_s)]
+        grid = np.arange(0.1, min(clip.duration_s, len(nov) * hop_s) - 0.1, hop_s)
+        ref += [peak(t) for t in grid if clear(t, onsets, onset_guard_s) and clear(t, cuts, cut_guard_s)]
+    if not at or not ref:
+        return float("nan"), len(at)
+    return float(np.mean(at) / np.mean(ref)), len(at)
