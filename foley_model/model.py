@@ -127,19 +127,22 @@ class FoleyModel(nn.Module):
                                                                                 device=self.device)
         return self.text_in(text_feats), mask
 
-    def encode_frames(self, x: torch.Tensor) -> torch.Tensor:
+    def encode_frames(self, x: torch.Tensor, shot_starts: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
         """Frame features (B, Tf, D) of the resized frames x (B, Tf, 3, S, S) in [0, 1], at 24 fps.
 
         With `encoders.shot_split`, an item whose frames cut to a new shot (`frame_cuts`) is encoded
         one shot at a time, each shot's edge frame held for `FrameCNN.frame_context` frames beyond
         it: frame differences and the temporal convolutions never look across a cut, so a cut does
         not look like a sudden motion (which the network sounds as a knock). Items without a cut
-        are encoded as one batch, exactly as without splitting."""
+        are encoded as one batch, exactly as without splitting. `shot_starts`: the cuts per item
+        when the caller has them (they must be what `frame_cuts(x)` gives)."""
         feats = self.frame_encoder(x)  # (B, Tf, D)
         if not self.cfg.encoders.shot_split:
             return feats
         ctx = FrameCNN.frame_context
-        for b, starts in enumerate(frame_cuts(x, self.cfg.encoders.sync_fps)):
+        found = frame_cuts(x, self.cfg.encoders.sync_fps) if shot_starts is None else shot_starts
+        assert len(found) == x.shape[0], f"{len(found)} shot lists for {x.shape[0]} items"
+        for b, starts in enumerate(found):
             if not starts:
                 continue
             bounds = [0, *starts, x.shape[1]]
@@ -155,7 +158,8 @@ class FoleyModel(nn.Module):
     def prepare_conditions(self, frames: torch.Tensor | None, captions: Sequence[str], start_s, duration_s,
                            frames_start_s=None, num_latent_frames: int | None = None,
                            sync_feats: torch.Tensor | None = None, semantic_feats: torch.Tensor | None = None,
-                           text_feats: torch.Tensor | None = None, num_visual_tokens: int | None = None) -> Conditions:
+                           text_feats: torch.Tensor | None = None, num_visual_tokens: int | None = None,
+                           shot_starts: Sequence[Sequence[int]] | None = None) -> Conditions:
         """Encode a batch of windows once.
 
         frames: (B, Tf, H, W, 3) RGB uint8 (or float in [0, 1]) at 24 fps, any size; frame k of item b
@@ -167,6 +171,8 @@ class FoleyModel(nn.Module):
         sync_feats (B, Tf, sync_dim) at 24 fps, semantic_feats (B, Tf8, semantic_dim) at 8 fps, both
         starting at frames_start_s, and text_feats (B, Lt, text_dim). num_latent_frames / num_visual_tokens:
         pad to these lengths (a length bucket, so a batch has a fixed shape) instead of the longest window's.
+        shot_starts: per item, the frames where a new shot starts, when the caller already knows them
+        (as `frame_cuts` finds them; default: found here).
         """
         cfg, enc, dev = self.cfg, self.cfg.encoders, self.device
         B = len(captions)
@@ -192,7 +198,7 @@ class FoleyModel(nn.Module):
         zero = torch.zeros(B, device=dev)
         if enc.kind == "tiny":
             x = frames_to_float(frames.to(dev), enc.frame_size)  # (B, Tf, 3, S, S)
-            feats = self.encode_frames(x)  # (B, Tf, D)
+            feats = self.encode_frames(x, shot_starts)  # (B, Tf, D)
             sync = self.sync_in(resample_by_time(feats, zero, enc.sync_fps, rel(lat_times)))  # (B, T, D)
             offs = torch.tensor([-1.0, 0.0, 1.0], device=dev, dtype=torch.float64) / enc.sync_fps
             tok_t = start[:, None, None] + tok_rel[None, :, None] + offs  # (B, Lv, 3)

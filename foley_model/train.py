@@ -49,6 +49,10 @@ class Batch:
         self.audio = torch.from_numpy(np.stack(audio)).to(device)  # (B, 2, n)
         self.captions = caps
         self.items = items
+        # shot cuts per item as the frame encoder finds them (computed by the clip generator; mirroring
+        # keeps them); None: let the model detect them
+        cuts = [it.get("cuts") for it in items]
+        self.shot_starts = None if any(c is None for c in cuts) else cuts
 
     @torch.no_grad()
     def latents(self, model: FoleyModel) -> torch.Tensor:
@@ -287,7 +291,8 @@ class Trainer:
         rate = cfg.latent_rate_hz
         caps = ["" if self.rng.random() < tr.p_drop_text else c for c in batch.captions]
         cond = m.prepare_conditions(batch.frames, caps, [o + s / rate for o, s in zip(offs, starts)],
-                                    [L / rate for L in lens], frames_start_s=offs, num_latent_frames=Lmax)
+                                    [L / rate for L in lens], frames_start_s=offs, num_latent_frames=Lmax,
+                                    shot_starts=batch.shot_starts)
         aux = None
         if strength is not None:  # before the path drops: the head always sees the real sync features
             aux = masked_mse(self.sync_aux(cond.sync), torch.cat([x1, onset[..., None]], -1), cond.latent_mask)

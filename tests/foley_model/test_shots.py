@@ -94,3 +94,25 @@ def test_the_shipped_model_does_not_knock_at_picture_cuts():
     assert n_truth >= 10 and 1.0 < truth < 2.5, (truth, n_truth)
     assert ratios[True] <= 3.0, ratios
     assert ratios[False] >= 2 * ratios[True], ratios
+
+
+def test_training_clips_carry_the_cuts_the_encoder_would_find(tiny_model):
+    """The clip generator finds each training clip's cuts (off the training loop) on the resized
+    uint8 frames the batch holds; they equal what the model would find itself, and passing them
+    gives the same features."""
+    import random
+
+    from foley_model.data import _area_resize_uint8
+    from foley_model.train import Batch
+
+    clips = cut_clips(6)[:3]
+    items = []
+    for c in clips:
+        frames = _area_resize_uint8(c.frames, 32)
+        items.append({"frames": frames, "cuts": detect_cuts(frames, 24.0), "audio": c.audio, "caption": c.caption})
+    batch = Batch(items, random.Random(0))
+    x = frames_to_float(batch.frames, 32)
+    assert batch.shot_starts == frame_cuts(x) and any(batch.shot_starts)
+    with torch.no_grad():
+        assert torch.equal(tiny_model.encode_frames(x, batch.shot_starts), tiny_model.encode_frames(x))
+    assert Batch([{k: v for k, v in it.items() if k != "cuts"} for it in items], random.Random(0)).shot_starts is None
