@@ -24,10 +24,10 @@ from .encoders import (FeatureAdapter, FrameCNN, HashedTextEncoder, frames_to_fl
 from .flow_matching import FlowMatching, Velocity
 from .mel import MelSpectrogram
 from .mmdit import MMDiT, sinusoidal
+from .shots import THUMB, detect_cuts
 from .stereo import Mono2Stereo
 from .vae import MelVAE
 from .vocoder import GriffinLim, NeuralVocoder, synthesize_chunked
-from .shots import THUMB, detect_cuts
 
 
 @dataclass
