@@ -36,7 +36,7 @@ def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size:
         pass
     import torch
     torch.set_num_threads(1)
-    from .shots import THUMB, detect_cuts
+    from .shots import shot_starts
     from .toyworld import GenStyle, clip_seed, make_clip
     style = GenStyle.train()
     i = start_index
@@ -46,7 +46,7 @@ def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size:
         clip = make_clip(s, duration_s=clip_s, fps=24.0, size=size, sample_rate_hz=sample_rate_hz, style=style)
         frames = _area_resize_uint8(clip.frames, frame_size)
         # the frame encoder's shot cuts, found here (off the training loop) exactly as it would find them
-        cuts = detect_cuts(frames, 24.0) if frame_size >= THUMB else []
+        cuts = shot_starts(frames, 24.0)
         item = {"index": i, "frames": frames, "cuts": cuts, "audio": clip.audio.astype(np.float16),
                 "caption": clip.caption}
         while not stop.is_set():

@@ -24,7 +24,7 @@ from .encoders import (FeatureAdapter, FrameCNN, HashedTextEncoder, frames_to_fl
 from .flow_matching import FlowMatching, Velocity
 from .mel import MelSpectrogram
 from .mmdit import MMDiT, sinusoidal
-from .shots import THUMB, detect_cuts
+from .shots import shot_starts
 from .stereo import Mono2Stereo
 from .vae import MelVAE
 from .vocoder import GriffinLim, NeuralVocoder, synthesize_chunked
@@ -338,10 +338,7 @@ class FoleyModel(nn.Module):
 
 def frame_cuts(x: torch.Tensor, fps: float = 24.0) -> list[list[int]]:
     """For each item of frames x (B, Tf, 3, S, S) in [0, 1] (the frame encoder's input), the indices
-    of the frames where a new shot starts (`foley_model.shots.detect_cuts` on the resized frames:
-    cheap, and a cut changes most of the picture at any size); none when S is below the detector's
-    thumbnail."""
-    if x.shape[-1] < THUMB or x.shape[-2] < THUMB:
-        return [[] for _ in range(x.shape[0])]
+    of the frames where a new shot starts (`foley_model.shots.shot_starts` on the resized frames:
+    cheap, and a cut changes most of the picture at any size)."""
     arr = (x.detach().float() * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
-    return [detect_cuts(item, fps) for item in arr]
+    return [shot_starts(item, fps) for item in arr]

@@ -122,3 +122,11 @@ def detect_cuts(frames: Iterable[np.ndarray], fps: float | Fraction, threshold: 
                 min_score: float = 0.3, min_shot_s: float | Fraction = 0.25) -> list[int]:
     """Indices of the frames (RGB uint8 H×W×3, at `fps`) where a new shot starts, ascending."""
     return cuts_from_differences(frame_differences(frames), fps, threshold, min_score, min_shot_s)
+
+
+def shot_starts(frames: np.ndarray, fps: float | Fraction) -> list[int]:
+    """`detect_cuts` for the model's frame encoder: frames (T, H, W, 3) uint8 smaller than the
+    detector's thumbnail are too small to judge and get no cuts (no split) instead of an error."""
+    if frames.shape[1] < THUMB or frames.shape[2] < THUMB:
+        return []
+    return detect_cuts(frames, fps)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 
 from .onsets import novelty
+
+
+def _peak(nov: np.ndarray, hop_s: float, half: int, t: float) -> float:
+    """Largest novelty within +-half hops of time t."""
+    i = int(round(t / hop_s))
+    return float(nov[max(0, i - half):i + half + 1].max())
 
 
 def seam_ratio(audio: np.ndarray, sample_rate_hz: int, join_times_s: Sequence[float], rng_seed: int,
@@ -21,10 +28,7 @@ def seam_ratio(audio: np.ndarray, sample_rate_hz: int, join_times_s: Sequence[fl
     if len(joins) == 0:
         return float("nan")
     half = max(1, int(round(window_s / hop_s)))
-
-    def peak(t: float) -> float:
-        i = int(round(t / hop_s))
-        return float(nov[max(0, i - half):i + half + 1].max())
+    peak = functools.partial(_peak, nov, hop_s, half)
 
     grid = np.arange(window_s, dur - window_s, hop_s)
     far = grid[np.all(np.abs(grid[:, None] - joins[None, :]) >= min_distance_s, axis=1)]
@@ -52,10 +56,7 @@ def cut_flux_ratio(audios: Sequence[np.ndarray], sample_rate_hz: int, clips: Seq
         half = max(1, int(round(window_s / hop_s)))
         onsets = np.asarray([e.onset_s for e in clip.events], dtype=np.float64)
         cuts = np.asarray(clip.cuts_s, dtype=np.float64)
-
-        def peak(t: float) -> float:
-            i = int(round(t / hop_s))
-            return float(nov[max(0, i - half):i + half + 1].max())
+        peak = functools.partial(_peak, nov, hop_s, half)
 
         def clear(t: float, pts: np.ndarray, d: float) -> bool:
             return len(pts) == 0 or bool(np.all(np.abs(pts - t) > d))

@@ -139,7 +139,7 @@ def frames_for_ranges(
     Frames at or after `end_s` (default: the end of the media) hold the last picture before it;
     a range that starts at or after `end_s` gets the picture on screen 1 / fps before `end_s`,
     repeated. This is exactly what `render_farm.steps.render.window_frames` returns for one
-    window (ranges k0 = floor(start·fps) − context, k1 = ceil(end·fps) + context, end_s =
+    window without shot bounds (ranges k0 = floor(start·fps) − context, k1 = ceil(end·fps) + context, end_s =
     Fraction(video_end_s)), for all of a batch's windows at once. Decoding runs from min(k0)
     to max(k1): ranges far apart are cheaper one by one. Memory: the frames of the ranges.
     """

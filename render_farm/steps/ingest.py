@@ -20,7 +20,7 @@ from render_farm.steps import STEP_RENDER
 from render_farm.steps.keys import proxy_key
 from render_farm.timeline.buckets import length_buckets, plan_batches
 from render_farm.timeline.latent_time import num_frames, seconds_to_nearest_frame
-from render_farm.timeline.shots import detect_cuts
+from render_farm.timeline.shots import cut_pictures_by_latent_frame, detect_cuts
 from render_farm.timeline.windows import WindowSpec, plan_windows, shot_bounds
 from schedulers.base import StepCall
 from storage.db import unit_of_work
@@ -75,9 +75,7 @@ def _ingest(ctx: StepContext, job_id: str, input_uri: str, spec: RenderSpec, pri
     proxy = ctx.store.put_file(proxy_key(input_sha), proxy_path)
     ctx.report_progress(job_id, "shots", 0, 1)
     cut_frames = detect_cuts((f.rgb for f in iter_frames(proxy_path, SHOT_FPS, SHOT_SIZE)), SHOT_FPS)
-    cut_pictures: dict[int, int] = {}  # latent frame of a cut -> picture frame where its shot starts
-    for k in cut_frames:
-        cut_pictures.setdefault(seconds_to_nearest_frame(k / SHOT_FPS, rate), k)
+    cut_pictures = cut_pictures_by_latent_frame(cut_frames, SHOT_FPS, rate)  # latent frame -> shot's first picture
     cuts = sorted(cut_pictures)
     wspec = WindowSpec(
         min_frames=max(1, seconds_to_nearest_frame(spec.window_min_s, rate)),

@@ -45,7 +45,15 @@ def cuts_from_differences(
         raise InvalidInput(str(exc)) from None
 
 
+def cut_pictures_by_latent_frame(cut_frames: Sequence[int], fps: Number, latent_rate_hz: Number) -> dict[int, int]:
+    """Latent frame nearest to the time (k / fps) of each cut frame k -> the earliest such cut frame."""
+    rate = exact(fps)
+    out: dict[int, int] = {}
+    for k in sorted(cut_frames):
+        out.setdefault(seconds_to_nearest_frame(Fraction(k) / rate, latent_rate_hz), k)
+    return out
+
+
 def cuts_to_latent_frames(cut_frames: Sequence[int], fps: Number, latent_rate_hz: Number) -> list[int]:
     """Latent frames nearest to the times (k / fps) at which the cut frames appear; sorted, unique."""
-    rate = exact(fps)
-    return sorted({seconds_to_nearest_frame(Fraction(k) / rate, latent_rate_hz) for k in cut_frames})
+    return sorted(cut_pictures_by_latent_frame(cut_frames, fps, latent_rate_hz))

@@ -178,8 +178,7 @@ def shot_bounds(windows: Sequence[Window], cut_pictures: Mapping[int, int]) -> l
     pictures unbounded, and so does a cut inside a window (no join there to hand over).
     """
     bounds: list[list[int | None]] = [[None, None] for _ in windows]
-    for i, (a, b) in enumerate(zip(windows[:-1], windows[1:])):
-        join = (b.start + a.end) // 2
+    for i, join in enumerate(joins(windows)):
         if join in cut_pictures:
             bounds[i][1] = cut_pictures[join]
             bounds[i + 1][0] = cut_pictures[join]

@@ -9,7 +9,8 @@ import pytest
 from render_farm.errors import InvalidInput
 from render_farm.media.frames import iter_frames
 from render_farm.timeline.latent_time import LATENT_RATE_16K_HZ
-from render_farm.timeline.shots import cuts_from_differences, cuts_to_latent_frames, detect_cuts, frame_differences
+from render_farm.timeline.shots import (cut_pictures_by_latent_frame, cuts_from_differences, cuts_to_latent_frames,
+                                        detect_cuts, frame_differences)
 from tests.media_factory import make_video
 
 
@@ -67,6 +68,8 @@ def test_cuts_to_latent_frames():
     # 24 fps frame 24 is at 1 s = latent frame 31.25 → 31; frame 12 at 0.5 s → 15.625 → 16
     assert cuts_to_latent_frames([24, 12, 24], 24, LATENT_RATE_16K_HZ) == [16, 31]
     assert cuts_to_latent_frames([], 24, LATENT_RATE_16K_HZ) == []
+    # each latent frame keeps the earliest picture that maps to it (48 fps frames 24 and 25 both land on 16)
+    assert cut_pictures_by_latent_frame([48, 25, 24], 48, LATENT_RATE_16K_HZ) == {16: 24, 31: 48}
 
 
 def test_refusals():
