@@ -1,5 +1,6 @@
 """Staged, resumable training on the toy world: VAE -> DiT (+ jointly trained encoders) -> Mono2Stereo
--> neural vocoder. Each stage gets a share of the time budget; state is saved every `save_every`
+-> neural vocoder, plus an opt-in `decoder` stage (the Mel-VAE decoder refined with the encoder frozen,
+so it can run after the DiT without touching the latent space the DiT learned). Each stage gets a share of the time budget; state is saved every `save_every`
 steps, at the end of each stage, on SIGINT/SIGTERM and when the budget runs out; `resume=True`
 continues from `out_dir/state.pt`. Writes progress lines, `out_dir/loss.jsonl`, and the final
 checkpoint (`out_dir/checkpoint/`: model.safetensors + card.json).
@@ -29,7 +30,8 @@ from .model import FoleyModel
 from .vae import MelDiscriminator, discriminator_loss
 
 log = logging.getLogger(__name__)
-STAGES = ("vae", "dit", "stereo", "vocoder")
+STAGES = ("vae", "dit", "decoder", "stereo", "vocoder")  # every stage, in the order a run takes them
+DEFAULT_STAGES = ("vae", "dit", "stereo", "vocoder")  # a run without --stage (decoder is opt-in)
 ONSET_SCALE = 2.0  # mel flux (normalised log-mel units per bin) -> ~1 at a clear onset (99th pct ~0.5 raw)
 
 
@@ -226,12 +228,7 @@ class Trainer:
         adv_from_s = vcfg.adv_start_fraction * self.budget_s.get("vae", 0.0)
 
         def step_fn(step):
-            batch = Batch(pool.sample(B), self.rng)
-            wave = batch.audio[torch.arange(B), torch.randint(0, 2, (B,))] \
-                if self.rng.random() < 0.3 else batch.audio.mean(1)  # (B, n): mono mix, sometimes one channel
-            mel = m.mel(wave)  # (B, M, T)
-            a = 2 * self.rng.randint(0, (mel.shape[-1] - 128) // 2)  # random even crop of 128 frames (~2 s)
-            crop = mel[..., a:a + 128]
+            crop = self._vae_crop(pool)
             use_adv = disc is not None and self.state["elapsed_s"].get("vae", 0.0) >= adv_from_s
             extra = {}
             if use_adv:  # the discriminator's step first, on the current reconstruction
@@ -250,6 +247,36 @@ class Trainer:
         self.run_stage("vae", list(m.vae.parameters()), step_fn, lr=1e-3, warmup=30)
         if not self.stop_requested and self.state.get("latent_stats") is None:
             self._latent_stats(pool)
+
+    def _vae_crop(self, pool: ClipPool) -> torch.Tensor:
+        """A batch of Mel-VAE training input: (B, M, 128) normalised log-mel crops (~2 s, even start) of the
+        mono mix, or 30% of the time of one channel."""
+        B = self.cfg.train.batch
+        batch = Batch(pool.sample(B), self.rng)
+        wave = batch.audio[torch.arange(B), torch.randint(0, 2, (B,))] \
+            if self.rng.random() < 0.3 else batch.audio.mean(1)  # (B, n)
+        with torch.no_grad():
+            mel = self.model.mel(wave)  # (B, M, T)
+        a = 2 * self.rng.randint(0, (mel.shape[-1] - 128) // 2)
+        return mel[..., a:a + 128]
+
+    def stage_decoder(self, pool: ClipPool) -> None:
+        """Refine the Mel-VAE decoder with the encoder (and its latent statistics) frozen, on the VAE's own
+        loss. The latents the DiT was trained to generate stay exactly what they were, so this runs after
+        the DiT and only sharpens what the latents decode to (Stable Diffusion's ft-MSE VAE refined its
+        decoder the same way). Opt-in: `foley train --stage decoder`."""
+        vae = self.model.vae
+        enc = [p for p in vae.parameters() if all(p is not q for q in vae.decoder_parameters())]
+        for p in enc:
+            p.requires_grad_(False)
+        vae.train()
+        try:
+            self.run_stage("decoder", vae.decoder_parameters(), lambda step: (vae.loss(self._vae_crop(pool))[0], {}),
+                           lr=5e-4, warmup=30)
+        finally:
+            for p in enc:
+                p.requires_grad_(True)
+            vae.eval()
 
     @torch.no_grad()
     def _latent_stats(self, pool: ClipPool) -> None:
@@ -419,7 +446,7 @@ class Trainer:
 
 
 def train(variant: str = "tiny", minutes: float = 35.0, out_dir: str | os.PathLike = "runs/tiny", seed: int = 0,
-          resume: bool = True, stages: tuple[str, ...] = STAGES, threads: int = 2, save_every: int = 100,
+          resume: bool = True, stages: tuple[str, ...] = DEFAULT_STAGES, threads: int = 2, save_every: int = 100,
           print_fn: Callable[[str], None] | None = None, command: str | None = None) -> Path:
     """Train `variant` for `minutes` of wall clock split over `stages`; returns the checkpoint directory."""
     cfg = get_config(variant)

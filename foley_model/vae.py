@@ -64,6 +64,10 @@ class MelVAE(nn.Module):
         hi = r * (2 + 2 * self.cfg.res_blocks)  # up + dec_hi + dec_out convs, at the mel rate
         return lo + (hi + 1) // 2 + 1
 
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """The decoder's weights (what `foley train --stage decoder` refines; the encoder stays fixed)."""
+        return [p for mod in (self.dec_in, self.dec_lo, self.up, self.dec_hi, self.dec_out) for p in mod.parameters()]
+
     def encode(self, norm_log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, M, 2T) -> standardised posterior mean and log-variance, each (B, T, C)."""
         assert norm_log_mel.shape[-1] % 2 == 0, f"{norm_log_mel.shape=} (mel frames must be even)"

@@ -13,17 +13,18 @@ import click
 @click.option("--minutes", type=float, default=35.0, show_default=True, help="Wall-clock budget over all stages.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--stage", "stages", multiple=True, type=click.Choice(["vae", "dit", "stereo", "vocoder"]),
-              help="Run only these stages (repeatable); default all, in order.")
+@click.option("--stage", "stages", multiple=True, type=click.Choice(["vae", "dit", "decoder", "stereo", "vocoder"]),
+              help="Run only these stages (repeatable), in training order; default vae, dit, stereo, vocoder "
+                   "(decoder: refine the Mel-VAE decoder with the encoder frozen, opt-in).")
 @click.option("--no-resume", is_flag=True, help="Start from scratch even if OUT/state.pt exists.")
 @click.option("--threads", type=int, default=2, show_default=True, help="torch threads for training.")
 def train_cmd(variant: str, minutes: float, out_dir: str, seed: int, stages: tuple[str, ...], no_resume: bool,
               threads: int) -> None:
     """Train a model variant on the toy world (resumable; checkpoint in OUT/checkpoint)."""
-    from foley_model.train import STAGES, train
+    from foley_model.train import DEFAULT_STAGES, train
 
     command = "foley " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path = train(variant, minutes, out_dir, seed, resume=not no_resume, stages=stages or STAGES, threads=threads,
+    path = train(variant, minutes, out_dir, seed, resume=not no_resume, stages=stages or DEFAULT_STAGES, threads=threads,
                  print_fn=lambda s: click.echo(s), command=command)
     click.echo(f"checkpoint: {path}")
 

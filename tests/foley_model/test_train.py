@@ -11,7 +11,7 @@ from foley_model.checkpoint import load_checkpoint, read_card
 from foley_model.configs import get_config
 from foley_model.data import _area_resize_uint8
 from foley_model.toyworld import GenStyle, clip_seed, make_clip
-from foley_model.train import STAGES, Batch, Trainer, train
+from foley_model.train import DEFAULT_STAGES, Batch, Trainer, train
 
 
 def _items(n: int) -> list[dict]:
@@ -74,8 +74,8 @@ def test_a_short_run_trains_every_stage_logs_and_resumes(tmp_path):
     ckpt = train("tiny", minutes=0.4, out_dir=out, seed=3, threads=2, save_every=5, print_fn=lambda s: None,
                  command="foley train --variant tiny --minutes 0.4")
     card = read_card(ckpt)
-    assert sorted(card["stages_done"]) == sorted(STAGES)
-    assert all(card["steps_per_stage"][s] > 0 for s in STAGES), card["steps_per_stage"]
+    assert sorted(card["stages_done"]) == sorted(DEFAULT_STAGES)
+    assert all(card["steps_per_stage"][s] > 0 for s in DEFAULT_STAGES), card["steps_per_stage"]
     records = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
     dit = [r for r in records if r["stage"] == "dit"]
     assert dit and {"flow", "sync_aux"} <= set(dit[0]), dit[:1]
@@ -87,3 +87,15 @@ def test_a_short_run_trains_every_stage_logs_and_resumes(tmp_path):
     train("tiny", minutes=0.4, out_dir=out, seed=3, threads=2, print_fn=lines.append, command="again")
     assert read_card(ckpt)["steps_per_stage"] == steps
     assert any("already done" in s for s in lines), lines
+    # the opt-in decoder stage on the same run refines the Mel-VAE decoder and nothing else: the
+    # encoder (the latent space the DiT learned) and everything outside the VAE stay bit-identical
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train("tiny", minutes=0.08, out_dir=out, seed=3, threads=2, stages=("decoder",), print_fn=lambda s: None,
+          command="foley train --stage decoder")
+    card = read_card(ckpt)
+    assert card["steps_per_stage"]["decoder"] > 0 and "decoder" in card["stages_done"]
+    after, _ = load_checkpoint(ckpt)
+    decoder = {n for n, _ in after.vae.named_parameters() if n.startswith(("dec_", "up."))}
+    assert decoder and {f"vae.{n}" for n, _ in after.vae.named_parameters()} - {f"vae.{n}" for n in decoder}
+    changed = {k for k, v in after.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and changed <= {f"vae.{n}" for n in decoder}, sorted(changed)[:5]
