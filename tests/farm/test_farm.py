@@ -113,12 +113,13 @@ def test_cancel_stops_within_one_window(farm: Farm, toy: Path) -> None:
 
 def test_pause_then_resume_does_not_rerender_finished_windows(farm: Farm, toy: Path, embedded_output: bytes) -> None:
     farm.start_worker("w1")
-    job_id = farm.submit(toy)
+    client = farm.client()  # connected before the job runs: the whole short job (~0.7 s) once finished
+    job_id = farm.submit(toy)  # while the pause was still opening its connection
     # pause as soon as a window is in flight: it finishes, the rest wait (waiting for a finished
     # window instead raced a loaded machine, where the whole short job could finish first)
     farm.wait_until(lambda: any(w.state in ("running", "done") for w in farm.windows(job_id)), poll_s=0.01,
                     what="a first window in flight")
-    farm_ops.pause(farm.client(), job_id)
+    farm_ops.pause(client, job_id)
     farm.wait_until(lambda: not any(w.state == "running" for w in farm.windows(job_id)), what="the window in flight")
     before = {w.id: (w.state, w.attempts, w.finished_at) for w in farm.windows(job_id)}
     time.sleep(2)
