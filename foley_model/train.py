@@ -1,8 +1,8 @@
 """Staged, resumable training on the toy world: VAE -> DiT (+ jointly trained encoders) -> Mono2Stereo
 -> neural vocoder, plus an opt-in `decoder` stage (the Mel-VAE decoder refined with the encoder frozen,
-so it can run after the DiT without touching the latent space the DiT learned). Each stage gets a share of the time budget; state is saved every `save_every`
-steps, at the end of each stage, on SIGINT/SIGTERM and when the budget runs out; `resume=True`
-continues from `out_dir/state.pt`. Writes progress lines, `out_dir/loss.jsonl`, and the final
+so it can run after the DiT without touching the latent space the DiT learned). Each stage gets a
+share of the time budget; state is saved every `save_every` steps, at the end of each stage, on
+SIGINT/SIGTERM and when the budget runs out; `resume=True` continues from `out_dir/state.pt`. Writes progress lines, `out_dir/loss.jsonl`, and the final
 checkpoint (`out_dir/checkpoint/`: model.safetensors + card.json).
 """
 from __future__ import annotations
@@ -266,16 +266,15 @@ class Trainer:
         the DiT and only sharpens what the latents decode to (Stable Diffusion's ft-MSE VAE refined its
         decoder the same way). Opt-in: `foley train --stage decoder`."""
         vae = self.model.vae
-        enc = [p for p in vae.parameters() if all(p is not q for q in vae.decoder_parameters())]
-        for p in enc:
-            p.requires_grad_(False)
+        decoder = vae.decoder_parameters()
+        vae.requires_grad_(False)
+        for p in decoder:
+            p.requires_grad_(True)
         vae.train()
         try:
-            self.run_stage("decoder", vae.decoder_parameters(), lambda step: (vae.loss(self._vae_crop(pool))[0], {}),
-                           lr=5e-4, warmup=30)
+            self.run_stage("decoder", decoder, lambda step: (vae.loss(self._vae_crop(pool))[0], {}), lr=5e-4, warmup=30)
         finally:
-            for p in enc:
-                p.requires_grad_(True)
+            vae.requires_grad_(True)
             vae.eval()
 
     @torch.no_grad()
