@@ -121,6 +121,11 @@ class TrainConfig:
     # latents and the mel onset strength of the same frame (audio-visual sync pretraining in the
     # small: the frame encoder gets a direct timing gradient, not only the diffusion loss's); 0 = off
     sync_aux_weight: float = 1.0
+    # decoder stage: the share of its batches decoded from latents the DiT itself sampled (EMA weights,
+    # the default CFG and step grid) from the clip's true latents noised to a random grid point in
+    # decoder_from_t, so the target mel still lines up; the rest are the encoder's posteriors
+    decoder_generated_share: float = 1.0
+    decoder_from_t: tuple[float, float] = (0.7, 0.9)
     clip_s: float = 4.0  # training clips
     min_window_s: float = 2.0  # training windows are random crops in [min_window_s, clip_s]
     # of the wall-clock budget (`foley train --minutes`); the shipped tiny used 50 minutes

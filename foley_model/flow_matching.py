@@ -33,13 +33,16 @@ class FlowMatching:
     steps: int = 10
     method: str = "euler"  # or "heun"
 
-    def run_t0_to_t1(self, fn: Velocity, x0: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        """Integrate dx/dt = fn(x, t) from t = 0 (x0, caller's noise) to t = 1 (data)."""
+    def run_t0_to_t1(self, fn: Velocity, x0: torch.Tensor, steps: int | None = None, from_step: int = 0) -> torch.Tensor:
+        """Integrate dx/dt = fn(x, t) from t = 0 (x0, caller's noise) to t = 1 (data).
+
+        from_step k > 0: x0 is the state at grid point t = k / steps (a partly noised latent) and only the
+        last steps - k steps run, on the same grid (SDEdit-style: the sampler's own final steps)."""
         n = steps or self.steps
-        assert n >= 1, f"{n=}"
+        assert n >= 1 and 0 <= from_step < n, f"{n=} {from_step=}"
         ts = torch.linspace(0.0, 1.0, n + 1, device=x0.device)
         x = x0
-        for i in range(n):
+        for i in range(from_step, n):
             t0, t1 = ts[i].expand(x.shape[0]), ts[i + 1].expand(x.shape[0])
             v = fn(x, t0)  # (B, T, C)
             if self.method == "heun" and i < n - 1:

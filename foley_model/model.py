@@ -266,23 +266,25 @@ class FoleyModel(nn.Module):
     def sample_latents(self, cond: Conditions, noise: torch.Tensor, steps: int | None = None,
                        cfg_scale: float | None = None, negative_prompt: Sequence[str] | None = None,
                        method: str | None = None,
-                       bind: Callable[[tuple[torch.Tensor, ...]], Velocity] | None = None) -> torch.Tensor:
+                       bind: Callable[[tuple[torch.Tensor, ...]], Velocity] | None = None,
+                       from_step: int = 0) -> torch.Tensor:
         """Integrate from the caller's noise (B, T, C) (timeline noise) to standardised latents (B, T, C).
 
         Padded frames (latent_mask False) come back as zeros; real frames do not depend on padding.
         CFG runs as ONE forward pass per step over the conditional and unconditional halves of a 2B
-        batch. bind: see `bind_velocity` (the engine the network runs in; default eager).
+        batch. bind: see `bind_velocity` (the engine the network runs in; default eager). from_step k > 0:
+        `noise` is instead a latent noised to flow time k / steps, and only the remaining steps run.
         """
         assert noise.shape[:2] == cond.latent_mask.shape, f"{noise.shape=} {cond.latent_mask.shape=}"
         scale = self.cfg.sampling.cfg_scale if cfg_scale is None else float(cfg_scale)
         sampler = FlowMatching(steps or self.cfg.sampling.steps, method or self.cfg.sampling.method)
         noise = noise.to(self.device, torch.float32)
         if scale == 1.0:
-            x = sampler.run_t0_to_t1(self.bind_velocity(cond, bind), noise)
+            x = sampler.run_t0_to_t1(self.bind_velocity(cond, bind), noise, from_step=from_step)
         else:
             pair = self.bind_velocity(cat_conditions(cond, self.unconditional(cond, negative_prompt)), bind)
             fn = lambda x, t: FlowMatching.cfg_velocity_batched(pair, x, t, scale)  # noqa: E731
-            x = sampler.run_t0_to_t1(fn, noise)
+            x = sampler.run_t0_to_t1(fn, noise, from_step=from_step)
         return x * cond.latent_mask[..., None]  # (B, T, C)
 
     # ---------------------------------------------------------------- decoding

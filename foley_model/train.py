@@ -7,6 +7,7 @@ checkpoint (`out_dir/checkpoint/`: model.safetensors + card.json).
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -261,21 +262,60 @@ class Trainer:
         return mel[..., a:a + 128]
 
     def stage_decoder(self, pool: ClipPool) -> None:
-        """Refine the Mel-VAE decoder with the encoder (and its latent statistics) frozen, on the VAE's own
-        loss. The latents the DiT was trained to generate stay exactly what they were, so this runs after
-        the DiT and only sharpens what the latents decode to (Stable Diffusion's ft-MSE VAE refined its
-        decoder the same way). Opt-in: `foley train --stage decoder`."""
-        vae = self.model.vae
+        """Refine the Mel-VAE decoder with the encoder (and its latent statistics) frozen. The latents the DiT
+        was trained to generate keep their meaning, so this runs after the DiT and only changes what latents
+        decode to (Stable Diffusion's ft-MSE VAE refined its decoder the same way). Batches are the VAE's own
+        loss on posterior samples, or (`decoder_generated_share` of them) the reconstruction loss on latents
+        the DiT sampled itself (`_generated_pair`): refined on posteriors alone, the decoder sharpened the
+        codec but decoded the DiT's slightly off-manifold latents worse. Opt-in: `foley train --stage decoder`."""
+        vae, tr = self.model.vae, self.cfg.train
         decoder = vae.decoder_parameters()
+        sampler = self._ema_model() if tr.decoder_generated_share > 0 else None
         vae.requires_grad_(False)
         for p in decoder:
             p.requires_grad_(True)
         vae.train()
+
+        def step_fn(step):
+            if sampler is None or self.rng.random() >= tr.decoder_generated_share:
+                return vae.loss(self._vae_crop(pool))[0], {"generated": 0.0}
+            z, target = self._generated_pair(sampler, Batch(pool.sample(self.cfg.train.batch), self.rng))
+            loss, parts = vae.reconstruction_loss(vae.decode(z), target)
+            return loss, {**parts, "generated": 1.0}
+
         try:
-            self.run_stage("decoder", decoder, lambda step: (vae.loss(self._vae_crop(pool))[0], {}), lr=5e-4, warmup=30)
+            self.run_stage("decoder", decoder, step_fn, lr=5e-4, warmup=30)
         finally:
             vae.requires_grad_(True)
             vae.eval()
+
+    def _ema_model(self) -> FoleyModel:
+        """A frozen copy of the model with the DiT's EMA weights (the ones the checkpoint ships)."""
+        gen = copy.deepcopy(self.model).eval().requires_grad_(False)
+        if self.state.get("ema"):
+            live = dict(gen.named_parameters())
+            with torch.no_grad():
+                for k, v in self.state["ema"].items():
+                    live[k].copy_(v)
+        return gen
+
+    @torch.no_grad()
+    def _generated_pair(self, gen: FoleyModel, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents the DiT samples for whole training clips, started from their true latents noised to a grid
+        point k / steps in `decoder_from_t` (the sampler's own last steps, default CFG), and the clips' true
+        mono log-mel they should decode to: (B, T, C), (B, M, 2T)."""
+        cfg, sm = self.cfg, self.cfg.sampling
+        z = batch.latents(self.model)  # (B, T, C) the frozen encoder's posterior means
+        B, T = z.shape[:2]
+        lo, hi = cfg.train.decoder_from_t
+        k = self.rng.randint(math.ceil(lo * sm.steps - 1e-6), math.floor(hi * sm.steps + 1e-6))
+        t = k / sm.steps
+        x = t * z + (1 - t) * torch.randn_like(z)
+        cond = gen.prepare_conditions(batch.frames, batch.captions, [0.0] * B, [T / cfg.latent_rate_hz] * B,
+                                      num_latent_frames=T, shot_starts=batch.shot_starts)
+        out = gen.sample_latents(cond, x, from_step=k)  # (B, T, C)
+        mel = self.model.mel(batch.audio.mean(1))[..., :2 * T]  # (B, M, 2T)
+        return out, mel
 
     @torch.no_grad()
     def _latent_stats(self, pool: ClipPool) -> None:

@@ -93,6 +93,15 @@ class MelVAE(nn.Module):
             out.append(self.decode(latents[:, lo:hi])[..., (a - lo) * s:(b - lo) * s])
         return torch.cat(out, dim=-1)  # (B, M, 2T)
 
+    def reconstruction_loss(self, rec: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """L1 + MSE + frame-difference L1 between a decoded and a target mel, each (B, M, T); and parts."""
+        l1 = (rec - target).abs().mean()
+        mse = ((rec - target) ** 2).mean()
+        # frame-to-frame change: onsets are sharp rises that plain L1/MSE smear across the 2x compression
+        flux = ((rec[..., 1:] - rec[..., :-1]) - (target[..., 1:] - target[..., :-1])).abs().mean()
+        loss = l1 + mse + self.cfg.flux_weight * flux
+        return loss, {"l1": float(l1.detach()), "mse": float(mse.detach()), "flux": float(flux.detach())}
+
     def loss(self, norm_log_mel: torch.Tensor, disc: "MelDiscriminator | None" = None) -> tuple[torch.Tensor, dict]:
         """Reconstruction (L1 + MSE + frame-difference L1) + KL on raw (unstandardised) posterior, plus the
         adversarial and feature-matching terms when a discriminator is given; returns loss and parts
@@ -100,15 +109,11 @@ class MelVAE(nn.Module):
         mean, logvar = self.encode(norm_log_mel)  # (B, T, C)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
         rec = self.decode(z)  # (B, M, 2T)
-        l1 = (rec - norm_log_mel).abs().mean()
-        mse = ((rec - norm_log_mel) ** 2).mean()
-        # frame-to-frame change: onsets are sharp rises that plain L1/MSE smear across the 2x compression
-        flux = ((rec[..., 1:] - rec[..., :-1]) - (norm_log_mel[..., 1:] - norm_log_mel[..., :-1])).abs().mean()
+        loss, parts = self.reconstruction_loss(rec, norm_log_mel)
         raw_mean = mean * self.latent_std + self.latent_mean
         kl = 0.5 * (raw_mean ** 2 + logvar.exp() - 1 - logvar).mean()
-        loss = l1 + mse + self.cfg.flux_weight * flux + self.cfg.kl_weight * kl
-        parts = {"l1": float(l1.detach()), "mse": float(mse.detach()), "flux": float(flux.detach()),
-                 "kl": float(kl.detach())}
+        loss = loss + self.cfg.kl_weight * kl
+        parts["kl"] = float(kl.detach())
         if disc is not None:
             adv, fm = generator_adv_loss(disc, norm_log_mel, rec)
             loss = loss + self.cfg.adv_weight * adv + self.cfg.adv_feature_weight * fm

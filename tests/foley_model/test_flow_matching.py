@@ -44,3 +44,18 @@ def test_masked_mse_ignores_padding():
     assert float(masked_mse(pred, target, mask)) == 0.0
     mask[0, 3] = True
     assert float(masked_mse(pred, target, mask)) == 100.0 ** 2 / 4
+
+
+def test_from_step_runs_only_the_last_steps_of_the_same_grid():
+    g = torch.Generator().manual_seed(2)
+    x0 = torch.randn(2, 6, 3, generator=g)
+    fn = lambda x, t: torch.sin(3 * x) + t[:, None, None]  # noqa: E731  (nonlinear: the grid matters)
+    sampler = FlowMatching(10)
+    # the state after 4 Euler steps, continued from step 4, ends where the whole run ends
+    x = x0
+    for i in range(4):
+        x = x + 0.1 * fn(x, torch.full((2,), i / 10))
+    assert torch.allclose(sampler.run_t0_to_t1(fn, x, from_step=4), sampler.run_t0_to_t1(fn, x0), atol=1e-5)
+    # from the last grid point only one step runs: x + dt v(x, 0.9)
+    assert torch.allclose(sampler.run_t0_to_t1(fn, x0, from_step=9), x0 + 0.1 * fn(x0, torch.full((2,), 0.9)),
+                          atol=1e-6)

@@ -100,3 +100,29 @@ def test_a_short_run_trains_every_stage_logs_and_resumes(tmp_path):
     assert decoder and {f"vae.{n}" for n, _ in after.vae.named_parameters()} - {f"vae.{n}" for n in decoder}
     changed = {k for k, v in after.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and changed <= {f"vae.{n}" for n in decoder}, sorted(changed)[:5]
+
+
+def test_the_decoder_stage_decodes_latents_the_dit_sampled_from_noised_true_latents(tmp_path):
+    torch.manual_seed(0)
+    items = _items(3)
+    tr = _trainer(tmp_path, decoder_from_t=(0.9, 0.9))
+    # a distinct EMA: the sampler copy must run the EMA weights, never the live ones, and leave them alone
+    live = tr.dit_params()
+    tr.state["ema"] = {k: v.detach() + 0.01 for k, v in live.items()}
+    gen = tr._ema_model()
+    name = next(iter(tr.state["ema"]))
+    assert torch.equal(dict(gen.named_parameters())[name], tr.state["ema"][name])
+    assert not torch.equal(live[name], tr.state["ema"][name])
+    # an untrained DiT's output layers are zero, so the sampler adds nothing: what comes back is the
+    # true latents noised to t = 0.9 (the one grid point allowed here), with the torch RNG's noise
+    tr.state["ema"] = None
+    batch = Batch(items, random.Random(0))
+    z = batch.latents(tr.model)  # (B, T, C)
+    torch.manual_seed(7)
+    out, mel = tr._generated_pair(tr._ema_model(), batch)
+    torch.manual_seed(7)
+    noise = torch.randn_like(z)
+    assert out.shape == z.shape and mel.shape == (3, tr.cfg.audio.n_mels, 2 * z.shape[1])
+    assert torch.allclose(out, 0.9 * z + 0.1 * noise, atol=1e-5)
+    # the target is the clip's own mono mel, the one its true latents encode
+    assert torch.allclose(tr.model.vae.encode(mel)[0], z, atol=1e-5)
