@@ -47,7 +47,7 @@ def test_shipped_checkpoint_loads_and_is_verified():
 
 def test_the_shipped_checkpoint_places_sounds_from_the_picture():
     """On 10 held-out clips the shipped model finds most onsets; with the video withheld it cannot
-    (held-out 100 clips: F1±100 0.84 vs 0.25, card.json). Fails if a checkpoint stops learning from
+    (held-out 100 clips: F1±100 0.83 vs 0.21, card.json). Fails if a checkpoint stops learning from
     the picture or the conditioning path breaks."""
     from foley_model.eval_run import evaluate
 
