@@ -308,7 +308,10 @@ class Trainer:
         z = batch.latents(self.model)  # (B, T, C) the frozen encoder's posterior means
         B, T = z.shape[:2]
         lo, hi = cfg.train.decoder_from_t
-        k = self.rng.randint(math.ceil(lo * sm.steps - 1e-6), math.floor(hi * sm.steps + 1e-6))
+        ks = range(max(0, math.ceil(lo * sm.steps - 1e-6)), min(sm.steps - 1, math.floor(hi * sm.steps + 1e-6)) + 1)
+        if not ks:
+            raise ValueError(f"decoder_from_t {cfg.train.decoder_from_t} holds no point of the {sm.steps}-step grid below 1")
+        k = self.rng.choice(ks)
         t = k / sm.steps
         x = t * z + (1 - t) * torch.randn_like(z)
         cond = gen.prepare_conditions(batch.frames, batch.captions, [0.0] * B, [T / cfg.latent_rate_hz] * B,

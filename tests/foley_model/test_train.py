@@ -5,6 +5,7 @@ import json
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from foley_model.checkpoint import load_checkpoint, read_card
@@ -126,3 +127,7 @@ def test_the_decoder_stage_decodes_latents_the_dit_sampled_from_noised_true_late
     assert torch.allclose(out, 0.9 * z + 0.1 * noise, atol=1e-5)
     # the target is the clip's own mono mel, the one its true latents encode
     assert torch.allclose(tr.model.vae.encode(mel)[0], z, atol=1e-5)
+    # a range between grid points (or at t = 1, where nothing is left to sample) is refused, not rounded
+    narrow = _trainer(tmp_path / "narrow", decoder_from_t=(0.93, 1.0))
+    with pytest.raises(ValueError, match="decoder_from_t"):
+        narrow._generated_pair(narrow._ema_model(), batch)
