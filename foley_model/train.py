@@ -2,8 +2,9 @@
 -> neural vocoder, plus an opt-in `decoder` stage (the Mel-VAE decoder refined with the encoder frozen,
 so it can run after the DiT without touching the latent space the DiT learned). Each stage gets a
 share of the time budget; state is saved every `save_every` steps, at the end of each stage, on
-SIGINT/SIGTERM and when the budget runs out; `resume=True` continues from `out_dir/state.pt`. Writes progress lines, `out_dir/loss.jsonl`, and the final
-checkpoint (`out_dir/checkpoint/`: model.safetensors + card.json).
+SIGINT/SIGTERM and when the budget runs out; `resume=True` continues from `out_dir/state.pt`.
+Writes progress lines, `out_dir/loss.jsonl`, and the final checkpoint (`out_dir/checkpoint/`:
+model.safetensors + card.json).
 """
 from __future__ import annotations
 
@@ -279,7 +280,7 @@ class Trainer:
         def step_fn(step):
             if sampler is None or self.rng.random() >= tr.decoder_generated_share:
                 return vae.loss(self._vae_crop(pool))[0], {"generated": 0.0}
-            z, target = self._generated_pair(sampler, Batch(pool.sample(self.cfg.train.batch), self.rng))
+            z, target = self._generated_pair(sampler, Batch(pool.sample(tr.batch), self.rng))
             loss, parts = vae.reconstruction_loss(vae.decode(z), target)
             return loss, {**parts, "generated": 1.0}
 
@@ -292,12 +293,15 @@ class Trainer:
     def _ema_model(self) -> FoleyModel:
         """A frozen copy of the model with the DiT's EMA weights (the ones the checkpoint ships)."""
         gen = copy.deepcopy(self.model).eval().requires_grad_(False)
-        if self.state.get("ema"):
-            live = dict(gen.named_parameters())
-            with torch.no_grad():
-                for k, v in self.state["ema"].items():
-                    live[k].copy_(v)
+        self._load_ema(gen)
         return gen
+
+    @torch.no_grad()
+    def _load_ema(self, model: FoleyModel) -> None:
+        """Copy the DiT's EMA weights (if the DiT stage has run) into `model`'s parameters."""
+        live = dict(model.named_parameters())
+        for k, v in (self.state.get("ema") or {}).items():
+            live[k].copy_(v)
 
     @torch.no_grad()
     def _generated_pair(self, gen: FoleyModel, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,7 +317,7 @@ class Trainer:
             raise ValueError(f"decoder_from_t {cfg.train.decoder_from_t} holds no point of the {sm.steps}-step grid below 1")
         k = self.rng.choice(ks)
         t = k / sm.steps
-        x = t * z + (1 - t) * torch.randn_like(z)
+        x = interpolate(torch.randn_like(z), z, torch.full((B,), t))
         cond = gen.prepare_conditions(batch.frames, batch.captions, [0.0] * B, [T / cfg.latent_rate_hz] * B,
                                       num_latent_frames=T, shot_starts=batch.shot_starts)
         out = gen.sample_latents(cond, x, from_step=k)  # (B, T, C)
@@ -465,11 +469,7 @@ class Trainer:
 
     def export(self) -> Path:
         """Write out_dir/checkpoint with the EMA DiT weights and the card."""
-        if self.state.get("ema"):
-            live = self.dit_params()
-            with torch.no_grad():
-                for k, v in self.state["ema"].items():
-                    live[k].copy_(v)
+        self._load_ema(self.model)
         from .toyworld import GENERATOR_VERSION
         card = {
             "training_command": self.command,
