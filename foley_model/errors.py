@@ -12,3 +12,7 @@ class CheckpointError(ModelError, ValueError):
 
 class UnknownVariant(ModelError, KeyError):
     """No model variant of that name in the registry."""
+
+
+class TrainingError(ModelError, ValueError):
+    """A training run asks for a stage its run directory cannot support yet."""

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from .checkpoint import save_checkpoint
 from .configs import ModelConfig, get_config
 from .data import ClipPool
+from .errors import TrainingError
 from .flow_matching import interpolate, masked_mse, sample_t_logit_normal
 from .model import FoleyModel
 from .vae import MelDiscriminator, discriminator_loss
@@ -132,6 +133,9 @@ class Trainer:
             self.opt_state = st.get("opt")
             self.print(f"resumed from {self.out / 'state.pt'}: {self.state['steps']} steps, "
                        f"done {sorted(self.state['stage_done'])}")
+        if "decoder" in stages and "dit" not in stages and not self.state["steps"].get("dit"):
+            raise TrainingError(f"the decoder stage refines on latents the DiT samples, and {self.out} has no "
+                                f"trained DiT: run the default stages (or --stage dit) first")
         self.loss_log = open(self.out / "loss.jsonl", "a")
 
     # ------------------------------------------------------------------ plumbing

@@ -21,11 +21,15 @@ import click
 def train_cmd(variant: str, minutes: float, out_dir: str, seed: int, stages: tuple[str, ...], no_resume: bool,
               threads: int) -> None:
     """Train a model variant on the toy world (resumable; checkpoint in OUT/checkpoint)."""
+    from foley_model.errors import TrainingError
     from foley_model.train import DEFAULT_STAGES, train
 
     command = "foley " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path = train(variant, minutes, out_dir, seed, resume=not no_resume, stages=stages or DEFAULT_STAGES, threads=threads,
-                 print_fn=lambda s: click.echo(s), command=command)
+    try:
+        path = train(variant, minutes, out_dir, seed, resume=not no_resume, stages=stages or DEFAULT_STAGES,
+                     threads=threads, print_fn=lambda s: click.echo(s), command=command)
+    except TrainingError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"checkpoint: {path}")
 
 

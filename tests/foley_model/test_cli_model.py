@@ -34,3 +34,9 @@ def test_eval_toyworld_json_on_an_untrained_model(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout[res.stdout.index("{"):])
     assert set(out["results"]) == {"model"} and out["results"]["model"]["n_clips"] == 1
+
+
+def test_train_refuses_the_decoder_stage_before_the_dit(tmp_path):
+    res = CliRunner().invoke(cli, ["train", "--stage", "decoder", "--minutes", "0.1", "--out", str(tmp_path / "run")])
+    assert res.exit_code != 0 and "no trained DiT" in res.output, res.output
+    assert not (tmp_path / "run" / "checkpoint").exists() and not (tmp_path / "run" / "state.pt").exists()
