@@ -19,7 +19,21 @@ import sys
 log = logging.getLogger(__name__)
 
 MMAP_THRESHOLD_BYTES = 1 << 20  # blocks of 1 MiB and more are mapped, and unmapped when freed
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+# glibc's mallopt parameter numbers (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_OPERATOR_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_")
+
+
+def _mallopt(settings: dict[int, int]) -> bool:
+    """Apply glibc mallopt settings to this process; False where the C library is not glibc or one failed."""
+    if sys.platform != "linux":
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return all(mallopt(k, v) == 1 for k, v in settings.items())
 
 
 def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD_BYTES) -> bool:
@@ -27,14 +41,22 @@ def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD_BYTES) -> bool:
     MALLOC_MMAP_THRESHOLD_ is set (the operator chose), FOLEY_MALLOC_PIN=0 (glibc's adaptive
     threshold: a little faster, memory grows with the video's length) or the C library is not
     glibc. Returns whether it was set."""
-    if sys.platform != "linux" or "MALLOC_MMAP_THRESHOLD_" in os.environ or os.environ.get("FOLEY_MALLOC_PIN") == "0":
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or os.environ.get("FOLEY_MALLOC_PIN") == "0":
         return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    done = mallopt(_M_MMAP_THRESHOLD, nbytes) == 1
+    done = _mallopt({_M_MMAP_THRESHOLD: nbytes})
     log.debug("glibc mmap threshold %s: %s bytes", "fixed" if done else "unchanged", nbytes)
     return done
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep what a training step frees for the next step (`foley train`; glibc only).
+
+    A step allocates and frees the same large buffers every time. By default glibc maps buffers over its
+    adaptive threshold afresh and returns the top of its heap to the kernel, so each step page-faults
+    through zero-filled memory again: measured on the tiny DiT step (1 thread), 1.29 s per step by
+    default against 0.92 s with buffers up to 32 MiB kept on the heap and the heap never trimmed. The
+    training process's memory then stays at its peak, which is what a trainer holds anyway. Leaves
+    glibc alone when the operator set any of these MALLOC_* variables or glibc.malloc tunables."""
+    if any(k in os.environ for k in _OPERATOR_SETTINGS) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    return _mallopt({_M_TRIM_THRESHOLD: 2**31 - 1, _M_TOP_PAD: 1 << 30, _M_MMAP_THRESHOLD: 32 << 20})

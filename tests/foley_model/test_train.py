@@ -131,15 +131,3 @@ def test_the_decoder_stage_decodes_latents_the_dit_sampled_from_noised_true_late
     narrow = _trainer(tmp_path / "narrow", decoder_from_t=(0.93, 1.0))
     with pytest.raises(ValueError, match="decoder_from_t"):
         narrow._generated_pair(narrow._ema_model(), batch)
-
-
-def test_training_keeps_freed_memory_unless_the_operator_set_malloc_himself():
-    import os
-    import subprocess
-    import sys
-    code = "from foley_model.train import keep_freed_memory; print(keep_freed_memory())"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    run = lambda e: subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True,  # noqa: E731
-                                   check=True).stdout.strip()
-    assert run(env) == ("True" if sys.platform == "linux" else "False")
-    assert run({**env, "MALLOC_TRIM_THRESHOLD_": "1048576"}) == "False"
