@@ -101,10 +101,32 @@ class VocoderConfig:
 
 
 @dataclass(frozen=True)
+class JudgeConfig:
+    """The picture onset judge (`foley_model.judge`): onset probability per mel frame from the frame features.
+
+    It reranks sampled candidates: a candidate's onsets (detected in its Griffin-Lim mono audio) are matched
+    to the judge's peaks within `tolerance_s`; score = matched - extra_weight * unmatched candidate onsets
+    - unmatched picture onsets. `hidden` 0: no judge (the pretrained variants)."""
+    hidden: int = 96
+    dilations: tuple[int, ...] = (1, 2, 4, 1)
+    kernel: int = 5
+    dropout: float = 0.1
+    threshold: float = 0.7  # picture onsets: local maxima of the probability at least this high ...
+    min_gap_frames: int = 3  # ... and this many mel frames apart
+    tolerance_s: float = 0.05
+    extra_weight: float = 2.5  # a sound the picture does not show costs more than a missed one
+    target_sigma_frames: float = 0.8  # training target: a Gaussian bump per impact / beep onset
+    pos_weight: float = 8.0
+
+
+@dataclass(frozen=True)
 class SamplingConfig:
     steps: int = 10
     cfg_scale: float = 3.0
     method: str = "euler"
+    # candidates sampled per window (one batch) from independent noises; the picture onset judge keeps
+    # the one whose onsets agree best with the picture (1: no reranking, the caller's noise as is)
+    candidates: int = 4
 
 
 @dataclass(frozen=True)
@@ -131,7 +153,8 @@ class TrainConfig:
     # of the wall-clock budget (`foley train --minutes`); the shipped tiny used 50 minutes
     # (decoder is opt-in: its share only counts when a run names it with --stage)
     stage_fractions: tuple[tuple[str, float], ...] = (("vae", 8 / 50), ("dit", 36 / 50), ("stereo", 3.5 / 50),
-                                                       ("vocoder", 2.5 / 50), ("decoder", 4 / 50))
+                                                       ("vocoder", 2.5 / 50), ("decoder", 4 / 50),
+                                                       ("judge", 4 / 50))
 
 
 @dataclass(frozen=True)
@@ -143,6 +166,7 @@ class ModelConfig:
     encoders: EncoderConfig = field(default_factory=EncoderConfig)
     stereo: StereoConfig = field(default_factory=StereoConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     window_s: float = 4.0  # trained window duration; keep render windows near it
@@ -181,7 +205,8 @@ def _kling() -> ModelConfig:
                                max_text_tokens=77),
         stereo=StereoConfig(hidden=256),
         vocoder=VocoderConfig(default="neural", hidden=512, blocks=8),
-        sampling=SamplingConfig(steps=25, cfg_scale=4.5),
+        judge=JudgeConfig(hidden=0),  # no judge over pretrained features yet: no reranking
+        sampling=SamplingConfig(steps=25, cfg_scale=4.5, candidates=1),
         window_s=8.0,
     )
 
@@ -218,5 +243,11 @@ def _build(cls, data):
 
 
 def config_from_dict(data: dict) -> ModelConfig:
-    """Inverse of `config_to_dict` (JSON round trip: lists become tuples again)."""
+    """Inverse of `config_to_dict` (JSON round trip: lists become tuples again).
+
+    A config written before the picture onset judge existed (no "judge" entry) has no judge and samples
+    one candidate, so checkpoints trained then load and render as they did."""
+    if "judge" not in data:
+        data = {**data, "judge": {"hidden": 0},
+                "sampling": {**data.get("sampling", {}), "candidates": 1}}
     return _build(ModelConfig, data)

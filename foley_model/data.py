@@ -48,7 +48,9 @@ def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size:
         # the frame encoder's shot cuts, found here (off the training loop) exactly as it would find them
         cuts = shot_starts(frames, 24.0)
         item = {"index": i, "frames": frames, "cuts": cuts, "audio": clip.audio.astype(np.float16),
-                "caption": clip.caption}
+                "caption": clip.caption,
+                # ground truth the picture onset judge learns from (mirroring the frames keeps the times)
+                "onsets": [e.onset_s for e in clip.events if e.kind in ("impact", "beep")]}
         while not stop.is_set():
             try:
                 q.put(item, timeout=0.5)

@@ -8,6 +8,7 @@ Held-out clips use GenStyle.heldout() and a stream seed disjoint from training s
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Callable, Sequence
@@ -23,10 +24,17 @@ EVAL_STREAM_SEED = 90_210_777  # training streams use small seeds (0, 1, ...)
 MODES = ("model", "upper", "lower")
 
 
+def clip_noise(seed: int, T: int, channels: int, candidate: int = 0) -> torch.Tensor:
+    """A held-out clip's sampling noise (T, C); candidate k > 0 draws from another seed."""
+    return torch.randn(T, channels, generator=torch.Generator().manual_seed((seed + 7919 * candidate) % (2 ** 31)))
+
+
 @torch.no_grad()
 def render_clips(model: FoleyModel, clips: list, mode: str, steps: int | None = None, cfg_scale: float | None = None,
-                 vocoder: str | None = None) -> np.ndarray:
-    """A batch of same-length clips -> generated stereo audio (B, 2, n) as numpy."""
+                 vocoder: str | None = None, candidates: int | None = None) -> np.ndarray:
+    """A batch of same-length clips -> generated stereo audio (B, 2, n) as numpy.
+
+    candidates: per clip, the picture onset judge picks one of this many samples (default: the config's)."""
     cfg = model.cfg
     B, dur = len(clips), clips[0].duration_s
     frames = torch.from_numpy(np.stack([c.frames for c in clips]))  # (B, Tf, H, W, 3)
@@ -40,10 +48,12 @@ def render_clips(model: FoleyModel, clips: list, mode: str, steps: int | None = 
     else:
         if mode == "lower":
             ones = torch.ones(B, dtype=torch.bool)
-            cond = model.drop(cond, ones, ones)
-        noise = torch.stack([torch.randn(T, cfg.vae.latent_channels, generator=torch.Generator().manual_seed(c.seed % (2 ** 31)))
-                             for c in clips])  # (B, T, C)
-        lat = model.sample_latents(cond, noise, steps, cfg_scale)
+            # the whole video withheld: no picture for the judge either, so no reranking
+            cond = dataclasses.replace(model.drop(cond, ones, ones), onset_prob=None)
+        n = cfg.sampling.candidates if candidates is None else candidates
+        noises = torch.stack([torch.stack([clip_noise(c.seed, T, cfg.vae.latent_channels, k) for c in clips])
+                              for k in range(n)])  # (N, B, T, C)
+        lat = model.sample_candidates(cond, noises, steps, cfg_scale)[0]
     wave = model.vocode(model.to_stereo(model.decode_mel(lat), cond.cues), vocoder)  # (B, 2, n')
     n = int(round(dur * cfg.audio.sample_rate_hz))
     return wave[..., :n].numpy()
@@ -51,7 +61,7 @@ def render_clips(model: FoleyModel, clips: list, mode: str, steps: int | None = 
 
 def evaluate(model: FoleyModel, n_clips: int = 50, modes: Sequence[str] = MODES, duration_s: float = 4.0,
              size: tuple[int, int] = (96, 54), batch: int = 10, steps: int | None = None,
-             cfg_scale: float | None = None, vocoder: str | None = None,
+             cfg_scale: float | None = None, vocoder: str | None = None, candidates: int | None = None,
              print_fn: Callable[[str], None] | None = None) -> dict:
     """-> {mode: aggregate metrics (+ seconds)} over n_clips held-out clips."""
     pf = print_fn or (lambda s: None)
@@ -64,7 +74,7 @@ def evaluate(model: FoleyModel, n_clips: int = 50, modes: Sequence[str] = MODES,
                            sample_rate_hz=sr, style=style) for i in range(b0, min(n_clips, b0 + batch))]
         for mode in modes:
             t0 = time.perf_counter()
-            audio = render_clips(model, clips, mode, steps, cfg_scale, vocoder)
+            audio = render_clips(model, clips, mode, steps, cfg_scale, vocoder, candidates)
             secs[mode] += time.perf_counter() - t0
             scores[mode].extend(score_clip(a, sr, c.events) for a, c in zip(audio, clips))
         pf(f"eval: {min(n_clips, b0 + batch)}/{n_clips} clips")

@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from .configs import ModelConfig
 from .encoders import (FeatureAdapter, FrameCNN, HashedTextEncoder, frames_to_float, position_cues,
                        resample_by_time)
+from .evaluation.onsets import detect_onsets
 from .flow_matching import FlowMatching, Velocity
+from .judge import PictureOnsetJudge, choose, peak_frames
 from .mel import MelSpectrogram
 from .mmdit import MMDiT, sinusoidal
 from .shots import shot_starts
@@ -45,6 +47,7 @@ class Conditions:
     pooled_text: torch.Tensor  # (B, D)
     duration: torch.Tensor  # (B, D) embedding of (window duration, window start offset)
     cues: torch.Tensor  # (B, 2 * cols, 2T) stereo position cues at the mel frames
+    onset_prob: torch.Tensor | None = None  # (B, 2T) the picture onset judge's probability per mel frame
 
     def dit_args(self) -> tuple[torch.Tensor, ...]:
         glob = self.pooled_visual + self.pooled_text + self.duration  # (B, D)
@@ -69,6 +72,9 @@ def cat_conditions(a: Conditions, b: Conditions) -> Conditions:
     out = {}
     for f in fields(Conditions):
         xa, xb = getattr(a, f.name), getattr(b, f.name)
+        if xa is None or xb is None:
+            out[f.name] = None
+            continue
         if f.name in ("text", "text_mask"):
             xa, xb = _pad_to(xa, lt), _pad_to(xb, lt)
         out[f.name] = torch.cat([xa, xb])
@@ -108,6 +114,7 @@ class FoleyModel(nn.Module):
         self.stereo = Mono2Stereo(cfg.audio, cfg.stereo)
         self.neural_vocoder = NeuralVocoder(cfg.audio, cfg.vocoder)
         self.griffin_lim = GriffinLim(cfg.audio, cfg.vocoder.gl_iters)
+        self.judge = PictureOnsetJudge(cfg.judge, D) if cfg.judge.hidden > 0 and enc.kind == "tiny" else None
         self.sampler = FlowMatching(cfg.sampling.steps, cfg.sampling.method)
 
     @property
@@ -206,6 +213,9 @@ class FoleyModel(nn.Module):
             visual = self.visual_in(sem.reshape(B, Lv, 3, -1).mean(2))  # (B, Lv, D)
             cues = resample_by_time(position_cues(x, cfg.stereo.cue_columns), zero, enc.sync_fps,
                                     rel(mel_times)).transpose(1, 2)  # (B, 2 cols, 2T)
+            onset_prob = None
+            if self.judge is not None:
+                onset_prob = torch.sigmoid(self.judge(self.judge_features(feats, rel(mel_times))))  # (B, 2T)
         else:
             assert sync_feats is not None and semantic_feats is not None, "pretrained variant needs features"
             sync = self.sync_in(resample_by_time(sync_feats.to(dev).float(), zero, enc.sync_fps, rel(lat_times)))
@@ -213,6 +223,7 @@ class FoleyModel(nn.Module):
             visual = self.visual_in(resample_by_time(semantic_feats.to(dev).float(), zero - 0.5 / enc.semantic_fps,
                                                      enc.semantic_fps, rel(tok_t)))  # (B, Lv, D)
             cues = torch.zeros(B, 2 * cfg.stereo.cue_columns, 2 * T, device=dev)
+            onset_prob = None
         text, text_mask = self.encode_text(captions, text_feats)  # (B, Lt, D), (B, Lt)
         vm = visual_mask[..., None].float()
         pooled_visual = self.pool_visual((visual * vm).sum(1) / vm.sum(1).clamp_min(1))  # (B, D)
@@ -222,7 +233,13 @@ class FoleyModel(nn.Module):
         return Conditions(
             latent_mask=latent_mask, sync=sync, visual=visual, visual_mask=visual_mask,
             visual_pos=(tok_rel * rate).float().expand(B, Lv), text=text, text_mask=text_mask,
-            pooled_visual=pooled_visual, pooled_text=pooled_text, duration=self.duration_embed(dur_feat), cues=cues)
+            pooled_visual=pooled_visual, pooled_text=pooled_text, duration=self.duration_embed(dur_feat), cues=cues,
+            onset_prob=onset_prob)
+
+    def judge_features(self, feats: torch.Tensor, times_s: torch.Tensor) -> torch.Tensor:
+        """The judge's input: frame features (B, Tf, D) at 24 fps from the first frame, read at times (B, Tm)."""
+        zero = torch.zeros(feats.shape[0], device=feats.device)
+        return resample_by_time(feats, zero, self.cfg.encoders.sync_fps, times_s)
 
     def drop(self, cond: Conditions, drop_visual: torch.Tensor, drop_sync: torch.Tensor) -> Conditions:
         """Replace the semantic-visual and/or sync paths of chosen items (B,) bool by the learned empties."""
@@ -286,6 +303,52 @@ class FoleyModel(nn.Module):
             fn = lambda x, t: FlowMatching.cfg_velocity_batched(pair, x, t, scale)  # noqa: E731
             x = sampler.run_t0_to_t1(fn, noise, from_step=from_step)
         return x * cond.latent_mask[..., None]  # (B, T, C)
+
+    @torch.no_grad()
+    def sample_candidates(self, cond: Conditions, noises: torch.Tensor, steps: int | None = None,
+                          cfg_scale: float | None = None, negative_prompt: Sequence[str] | None = None,
+                          method: str | None = None,
+                          bind: Callable[[tuple[torch.Tensor, ...]], Velocity] | None = None,
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample N candidates per window from noises (N, B, T, C) in ONE batch and keep, per window, the one
+        the picture onset judge prefers (`foley_model.judge`): -> latents (B, T, C), chosen index (B,).
+
+        With one candidate, or without a judge (the conditions carry no onset_prob), this is
+        `sample_latents` on noises[0]. Candidate 0 wins ties."""
+        N, B, T, C = noises.shape
+        assert (B, T) == tuple(cond.latent_mask.shape), f"{noises.shape=} {cond.latent_mask.shape=}"
+        if N == 1 or cond.onset_prob is None:
+            lat = self.sample_latents(cond, noises[0], steps, cfg_scale, negative_prompt, method, bind)
+            return lat, torch.zeros(B, dtype=torch.long)
+        rep = cond
+        for _ in range(N - 1):
+            rep = cat_conditions(rep, cond)  # candidate-major: [k=0: b0..bB-1, k=1: ...]
+        neg = list(negative_prompt) * N if negative_prompt is not None else None
+        lat = self.sample_latents(rep, noises.reshape(N * B, T, C), steps, cfg_scale, neg, method, bind)
+        lat = lat.reshape(N, B, T, C)
+        chosen = self.choose_candidates(lat, cond)
+        return lat[chosen, torch.arange(B, device=lat.device)], chosen.cpu()
+
+    @torch.no_grad()
+    def choose_candidates(self, latents: torch.Tensor, cond: Conditions) -> torch.Tensor:
+        """latents (N, B, T, C) -> (B,) index of the candidate whose onsets agree best with the picture's.
+
+        A candidate's onsets are `detect_onsets` on its mono mel through Griffin-Lim (the weight-free
+        vocoder, whatever the delivery vocoder is), over the window's real frames only."""
+        N, B, T, C = latents.shape
+        jc, sr, mel_rate = self.cfg.judge, self.cfg.audio.sample_rate_hz, self.cfg.audio.mel_rate_hz
+        wave = self.vocode(self.decode_mel(latents.reshape(N * B, T, C)), "griffin_lim")
+        wave = wave.reshape(N, B, -1).float().cpu().numpy()
+        prob = cond.onset_prob.float().cpu().numpy()  # (B, 2T)
+        real = cond.latent_mask.sum(1).cpu().tolist()
+        out = torch.zeros(B, dtype=torch.long)
+        for b in range(B):
+            n_mel = 2 * int(real[b])
+            picture = peak_frames(prob[b, :n_mel], jc.threshold, jc.min_gap_frames) / mel_rate
+            n = int(real[b]) * self.cfg.samples_per_latent
+            onsets = [detect_onsets(wave[k, b, :n], sr) for k in range(N)]
+            out[b] = choose(onsets, picture, jc)
+        return out
 
     # ---------------------------------------------------------------- decoding
     @torch.no_grad()

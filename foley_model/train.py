@@ -33,8 +33,9 @@ from .model import FoleyModel
 from .vae import MelDiscriminator, discriminator_loss
 
 log = logging.getLogger(__name__)
-STAGES = ("vae", "dit", "decoder", "stereo", "vocoder")  # every stage, in the order a run takes them
-DEFAULT_STAGES = ("vae", "dit", "stereo", "vocoder")  # a run without --stage (decoder is opt-in)
+STAGES = ("vae", "dit", "decoder", "judge", "stereo", "vocoder")  # every stage, in the order a run takes them
+DEFAULT_STAGES = ("vae", "dit", "judge", "stereo", "vocoder")  # a run without --stage (decoder is opt-in)
+JUDGE_BATCH = 64  # the judge's steps are cheap (cached frame features): bigger batches
 ONSET_SCALE = 2.0  # mel flux (normalised log-mel units per bin) -> ~1 at a clear onset (99th pct ~0.5 raw)
 
 
@@ -96,7 +97,8 @@ def _mel_targets(model: FoleyModel, audio: torch.Tensor):
 
 class Trainer:
     def __init__(self, cfg: ModelConfig, out_dir: Path, seed: int, minutes: float, stages: tuple[str, ...],
-                 resume: bool, threads: int, save_every: int, print_fn: Callable[[str], None], command: str):
+                 resume: bool, threads: int, save_every: int, print_fn: Callable[[str], None], command: str,
+                 init_from: Path | None = None):
         self.cfg, self.out, self.seed, self.print = cfg, out_dir, seed, print_fn
         self.save_every, self.command = save_every, command
         torch.manual_seed(seed)
@@ -133,10 +135,36 @@ class Trainer:
             self.opt_state = st.get("opt")
             self.print(f"resumed from {self.out / 'state.pt'}: {self.state['steps']} steps, "
                        f"done {sorted(self.state['stage_done'])}")
+        elif init_from is not None:
+            self._init_from(init_from)
         if "decoder" in stages and "dit" not in stages and not self.state["steps"].get("dit"):
             raise TrainingError(f"the decoder stage refines on latents the DiT samples, and {self.out} has no "
                                 f"trained DiT: run the default stages (or --stage dit) first")
+        if "judge" in stages and "dit" not in stages and not self.state["steps"].get("dit"):
+            raise TrainingError(f"the judge stage reads the frame encoder the DiT stage trains, and {self.out} "
+                                f"has no trained DiT: run the default stages (or --stage dit) first")
         self.loss_log = open(self.out / "loss.jsonl", "a")
+
+    def _init_from(self, path: Path) -> None:
+        """Start this run directory from a checkpoint (its weights, with the DiT's EMA already applied, and
+        its card's record of stages); modules the checkpoint predates start from their initialisation."""
+        from .checkpoint import WEIGHTS, read_card
+        from safetensors.torch import load_file
+        card = read_card(path)
+        if card.get("variant") not in (None, self.cfg.name):
+            raise TrainingError(f"checkpoint {path} is variant {card.get('variant')!r}, not {self.cfg.name!r}")
+        weights = path / WEIGHTS if path.is_dir() else path
+        missing, unexpected = self.model.load_state_dict(load_file(str(weights)), strict=False)
+        if unexpected:
+            raise TrainingError(f"checkpoint {path} does not fit variant {self.cfg.name!r}: unexpected {unexpected[:5]}")
+        if missing:
+            self.print(f"init: new parameters initialised fresh: {sorted({k.split('.')[0] for k in missing})}")
+        self.state.update(stage_done={s: True for s in card.get("stages_done", [])},
+                          steps=dict(card.get("steps_per_stage", {})),
+                          elapsed_s={s: 60.0 * m for s, m in card.get("minutes_per_stage", {}).items() if m},
+                          clips_seen=int(card.get("clips_generated", 0)), latent_stats=True,
+                          earlier_commands=card.get("training_command"))
+        self.print(f"initialised from checkpoint {path}: {self.state['steps']} steps")
 
     # ------------------------------------------------------------------ plumbing
     def save_state(self, stage: str, opt: torch.optim.Optimizer | None) -> None:
@@ -175,6 +203,8 @@ class Trainer:
         while True:
             elapsed = elapsed0 + time.time() - t_start
             if elapsed >= budget or self.stop_requested:
+                if not self.stop_requested:  # the budget is spent: record it so, or a resume would step once more
+                    self.state["elapsed_s"][stage] = max(self.state["elapsed_s"].get(stage, 0.0), elapsed)
                 break
             # the cosine runs over this run's part of the budget when a stage is extended/resumed fresh
             frac = (elapsed - (elapsed0 if warm_from else 0.0)) / (budget - (elapsed0 if warm_from else 0.0))
@@ -344,7 +374,7 @@ class Trainer:
         self.save_state("vae", None)
 
     def dit_params(self) -> dict[str, torch.nn.Parameter]:
-        skip = ("vae.", "stereo.", "neural_vocoder.")
+        skip = ("vae.", "stereo.", "neural_vocoder.", "judge.")
         return {n: p for n, p in self.model.named_parameters() if not n.startswith(skip)}
 
     def dit_step_loss(self, batch: Batch, gen_noise: bool = True) -> torch.Tensor:
@@ -400,6 +430,42 @@ class Trainer:
             return loss, dict(self.last_parts)
 
         self.run_stage("dit", list(live.values()) + list(self.sync_aux.parameters()), step_fn, lr=self.cfg.train.lr, ema_params=ema_params)
+
+    def stage_judge(self, pool: ClipPool) -> None:
+        """The picture onset judge (`foley_model.judge`) on the frozen frame encoder: soft onset targets of
+        the clips' impacts and beeps at mel frames shifted by a random fraction of a frame."""
+        m, cfg = self.model, self.cfg
+        if m.judge is None:
+            raise TrainingError(f"variant {cfg.name!r} has no picture onset judge")
+        from .judge import onset_targets
+        rate, Tm = cfg.audio.mel_rate_hz, cfg.mel_frames(cfg.latent_frames(cfg.train.clip_s))
+        m.eval()
+        m.judge.train()
+
+        def step_fn(step):
+            items = pool.sample(JUDGE_BATCH)
+            feats = torch.stack([self._judge_feats(it) for it in items]).float()  # (B, Tf, D)
+            B = len(items)
+            times = torch.rand(B, 1) / rate + torch.arange(Tm, dtype=torch.float32)[None] / rate  # (B, Tm)
+            target = onset_targets([it["onsets"] for it in items], times, rate, cfg.judge.target_sigma_frames)
+            return m.judge.loss(m.judge_features(feats, times), target), {}
+
+        try:
+            self.run_stage("judge", list(m.judge.parameters()), step_fn, lr=2e-3, warmup=30)
+        finally:
+            m.judge.eval()
+
+    @torch.no_grad()
+    def _judge_feats(self, item: dict) -> torch.Tensor:
+        """The frozen frame encoder's features (Tf, D) of a pool item, cached on it."""
+        if "judge_feats" not in item:
+            if "onsets" not in item:
+                raise TrainingError("pool items carry no ground-truth onsets (data worker too old)")
+            from .encoders import frames_to_float
+            x = frames_to_float(torch.from_numpy(np.ascontiguousarray(item["frames"]))[None], self.cfg.encoders.frame_size)
+            cuts = [item["cuts"]] if item.get("cuts") is not None else None
+            item["judge_feats"] = self.model.encode_frames(x, cuts)[0].half()
+        return item["judge_feats"]
 
     def stage_stereo(self, pool: ClipPool) -> None:
         m, B = self.model, self.cfg.train.batch
@@ -475,8 +541,9 @@ class Trainer:
         """Write out_dir/checkpoint with the EMA DiT weights and the card."""
         self._load_ema(self.model)
         from .toyworld import GENERATOR_VERSION
+        earlier = self.state.get("earlier_commands")  # the history of the checkpoint this run started from
         card = {
-            "training_command": self.command,
+            "training_command": f"{earlier} && {self.command}" if earlier else self.command,
             "generator_version": GENERATOR_VERSION,
             "seed": self.seed,
             "minutes_per_stage": {s: round(self.state["elapsed_s"].get(s, 0.0) / 60, 2) for s in STAGES},
@@ -493,13 +560,17 @@ class Trainer:
 
 def train(variant: str = "tiny", minutes: float = 35.0, out_dir: str | os.PathLike = "runs/tiny", seed: int = 0,
           resume: bool = True, stages: tuple[str, ...] = DEFAULT_STAGES, threads: int = 2, save_every: int = 100,
-          print_fn: Callable[[str], None] | None = None, command: str | None = None) -> Path:
-    """Train `variant` for `minutes` of wall clock split over `stages`; returns the checkpoint directory."""
+          print_fn: Callable[[str], None] | None = None, command: str | None = None,
+          init_from: str | os.PathLike | None = None) -> Path:
+    """Train `variant` for `minutes` of wall clock split over `stages`; returns the checkpoint directory.
+
+    init_from: a checkpoint to start from when `out_dir` holds no state.pt yet (e.g. to add a stage to the
+    shipped model: `--stage judge --init-from foley_model/checkpoints/tiny`)."""
     cfg = get_config(variant)
     bad = [s for s in stages if s not in STAGES]
     if bad:
         raise ValueError(f"unknown stages {bad}; known: {STAGES}")
     pf = print_fn or (lambda s: print(s, flush=True))
     trainer = Trainer(cfg, Path(out_dir), seed, minutes, tuple(stages), resume, threads, save_every, pf,
-                      command or " ".join(sys.argv))
+                      command or " ".join(sys.argv), Path(init_from) if init_from is not None else None)
     return trainer.run()

@@ -13,13 +13,16 @@ import click
 @click.option("--minutes", type=float, default=35.0, show_default=True, help="Wall-clock budget over all stages.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--stage", "stages", multiple=True, type=click.Choice(["vae", "dit", "decoder", "stereo", "vocoder"]),
-              help="Run only these stages (repeatable), in training order; default vae, dit, stereo, vocoder "
-                   "(decoder: refine the Mel-VAE decoder with the encoder frozen, opt-in).")
+@click.option("--stage", "stages", multiple=True, type=click.Choice(["vae", "dit", "decoder", "judge", "stereo", "vocoder"]),
+              help="Run only these stages (repeatable), in training order; default vae, dit, judge, stereo, vocoder "
+                   "(decoder: refine the Mel-VAE decoder with the encoder frozen, opt-in; judge: the picture "
+                   "onset judge that reranks sampled candidates, on the frozen frame encoder).")
 @click.option("--no-resume", is_flag=True, help="Start from scratch even if OUT/state.pt exists.")
 @click.option("--threads", type=int, default=2, show_default=True, help="torch threads for training.")
+@click.option("--init-from", "init_from", default=None, type=click.Path(exists=True),
+              help="Start OUT (when it holds no state.pt) from this checkpoint, e.g. to add a stage to the shipped model.")
 def train_cmd(variant: str, minutes: float, out_dir: str, seed: int, stages: tuple[str, ...], no_resume: bool,
-              threads: int) -> None:
+              threads: int, init_from: str | None) -> None:
     """Train a model variant on the toy world (resumable; checkpoint in OUT/checkpoint)."""
     from foley_model.errors import TrainingError
     from foley_model.train import DEFAULT_STAGES, train
@@ -27,7 +30,7 @@ def train_cmd(variant: str, minutes: float, out_dir: str, seed: int, stages: tup
     command = "foley " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
         path = train(variant, minutes, out_dir, seed, resume=not no_resume, stages=stages or DEFAULT_STAGES,
-                     threads=threads, print_fn=lambda s: click.echo(s), command=command)
+                     threads=threads, print_fn=lambda s: click.echo(s), command=command, init_from=init_from)
     except TrainingError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"checkpoint: {path}")
@@ -45,10 +48,12 @@ def eval_group() -> None:
 @click.option("--steps", type=int, default=None, help="Euler steps (default: the config's).")
 @click.option("--cfg-scale", type=float, default=None, help="CFG scale (default: the config's).")
 @click.option("--vocoder", type=click.Choice(["griffin_lim", "neural"]), default=None)
+@click.option("--candidates", type=click.IntRange(1, 16), default=None,
+              help="Candidates per clip the picture onset judge chooses from (default: the config's; 1: none).")
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--update-card", is_flag=True, help="Write the metrics into the checkpoint's card.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def eval_toyworld(checkpoint, clips, modes, steps, cfg_scale, vocoder, threads, update_card, as_json) -> None:
+def eval_toyworld(checkpoint, clips, modes, steps, cfg_scale, vocoder, candidates, threads, update_card, as_json) -> None:
     """Held-out toy-world clips: F1 +-50/100 ms, offset, false onsets/min, kind and side accuracy."""
     import torch
 
@@ -66,10 +71,11 @@ def eval_toyworld(checkpoint, clips, modes, steps, cfg_scale, vocoder, threads, 
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from exc
     results = evaluate(model, clips, wanted, steps=steps, cfg_scale=cfg_scale, vocoder=vocoder,
-                       print_fn=(lambda s: click.echo(s, err=True)))
+                       candidates=candidates, print_fn=(lambda s: click.echo(s, err=True)))
     settings = {"steps": steps or model.cfg.sampling.steps,
                 "cfg_scale": cfg_scale if cfg_scale is not None else model.cfg.sampling.cfg_scale,
-                "vocoder": vocoder or model.cfg.vocoder.default, "clips": clips, "style": "heldout"}
+                "vocoder": vocoder or model.cfg.vocoder.default, "clips": clips, "style": "heldout",
+                "candidates": candidates or model.cfg.sampling.candidates}
     if update_card:
         from foley_model.checkpoint import default_checkpoint_path
         write_card(checkpoint or default_checkpoint_path(), metrics={"toyworld_heldout": results, "settings": settings})

@@ -1,0 +1,142 @@
+"""The picture onset judge: peaks, scoring, choosing among candidates, its training stage, and starting a run from a checkpoint."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from foley_model.checkpoint import load_checkpoint, read_card, save_checkpoint
+from foley_model.configs import JudgeConfig, get_config
+from foley_model.data import _area_resize_uint8
+from foley_model.judge import PictureOnsetJudge, candidate_score, choose, onset_targets, peak_frames
+from foley_model.model import FoleyModel
+from foley_model.toyworld import GenStyle, clip_seed, make_clip
+from foley_model.train import Trainer, train
+
+CFG = JudgeConfig()
+
+
+def test_peaks_are_local_maxima_above_the_threshold_and_the_stronger_wins_a_close_pair():
+    p = np.zeros(40)
+    p[5], p[7], p[20], p[30] = 0.6, 0.9, 0.45, 0.7  # 5 and 7 are closer than 3 frames: 7 is stronger
+    assert peak_frames(p, 0.5, 3).tolist() == [7, 30]
+    assert peak_frames(p, 0.4, 3).tolist() == [7, 20, 30]
+    assert peak_frames(p, 0.4, 1).tolist() == [5, 7, 20, 30]
+    assert peak_frames(np.full(10, 0.9), 0.5, 3).size == 0  # a plateau has no onset
+    assert peak_frames(np.array([0.9]), 0.5, 3).size == 0
+
+
+def test_a_sound_the_picture_does_not_show_costs_more_than_a_missed_one():
+    picture = [0.5, 1.0, 2.0]
+    assert candidate_score([0.51, 1.02, 1.98], picture, CFG) == 3.0
+    missed = candidate_score([0.5, 1.0], picture, CFG)
+    extra = candidate_score([0.5, 1.0, 2.0, 3.0], picture, CFG)
+    late = candidate_score([0.5, 1.0, 2.08], picture, CFG)  # outside 50 ms: one extra and one missed
+    assert missed == 1.0 and extra == 3.0 - CFG.extra_weight and late == 2.0 - CFG.extra_weight - 1.0
+    assert choose([[0.5, 1.0, 2.0, 3.0], [0.5, 1.0], [0.5, 1.0, 2.0]], picture, CFG) == 2
+    assert choose([[0.5], [1.0], [2.0]], picture, CFG) == 0  # equal scores: candidate 0
+
+
+def test_targets_peak_at_each_onset_and_the_judge_keeps_the_time_axis():
+    rate = 62.5
+    times = torch.arange(100, dtype=torch.float32)[None].expand(2, -1) / rate
+    y = onset_targets([[0.4, 1.2], []], times, rate, 0.8)
+    assert y.shape == (2, 100) and float(y[1].abs().max()) == 0.0
+    assert set(peak_frames(y[0].numpy(), 0.5, 3).tolist()) == {25, 75}
+    judge = PictureOnsetJudge(CFG, 32).eval()
+    assert judge(torch.randn(3, 57, 32)).shape == (3, 57)
+    # a feature that changes at frame 30 changes no logit farther than the receptive field from it
+    f = torch.randn(1, 100, 32)
+    g = f.clone()
+    g[0, 30] += 5.0
+    with torch.no_grad():
+        d = (judge(f) - judge(g)).abs()[0]
+    assert float(d[30 - judge.context:30 + judge.context + 1].max()) > 0
+    assert float(torch.cat([d[:30 - judge.context], d[30 + judge.context + 1:]]).max()) == 0.0
+
+
+def test_the_judge_learns_onsets_from_features_on_a_fixed_batch():
+    torch.manual_seed(0)
+    rate = 62.5
+    feats = torch.randn(8, 120, 16)
+    onsets = [list(np.flatnonzero(feats[b, :, 0].numpy() > 1.5) / rate) for b in range(8)]
+    times = torch.arange(120, dtype=torch.float32)[None].expand(8, -1) / rate
+    target = onset_targets(onsets, times, rate, 0.8)
+    judge = PictureOnsetJudge(dataclasses.replace(CFG, dropout=0.0), 16)
+    opt = torch.optim.Adam(judge.parameters(), 3e-3)
+    first = float(judge.loss(feats, target))
+    for _ in range(60):
+        loss = judge.loss(feats, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(judge.loss(feats, target)) < 0.6 * first
+
+
+def test_sampling_candidates_keeps_one_each_window_would_get_alone(tiny_model):
+    m = tiny_model
+    B, T, C = 2, m.cfg.latent_frames(2.0), m.cfg.vae.latent_channels
+    frames = torch.randint(0, 255, (B, 60, 32, 32, 3), dtype=torch.uint8)
+    cond = m.prepare_conditions(frames, ["a knock", ""], [0.2, 0.2], [2.0, 2.0], frames_start_s=[0.0, 0.0])
+    assert cond.onset_prob.shape == (B, 2 * T) and float(cond.onset_prob.min()) >= 0
+    noises = torch.randn(3, B, T, C, generator=torch.Generator().manual_seed(1))
+    lat, chosen = m.sample_candidates(cond, noises, steps=3)
+    assert lat.shape == (B, T, C) and chosen.shape == (B,)
+    for b in range(B):
+        alone = m.sample_latents(cond, noises[:, b][int(chosen[b])][None].expand(B, T, C).clone(), steps=3)[b]
+        assert torch.allclose(lat[b], alone, atol=1e-4)
+    # the choice is the judge's: the candidates' onsets scored against the picture's peaks
+    again = m.choose_candidates(torch.stack([m.sample_latents(cond, noises[k], steps=3) for k in range(3)]), cond)
+    assert torch.equal(again, chosen)
+    one, idx = m.sample_candidates(cond, noises[:1], steps=3)
+    assert torch.equal(one, m.sample_latents(cond, noises[0], steps=3)) and idx.tolist() == [0, 0]
+
+
+def test_the_judge_stage_trains_the_judge_alone_from_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    base = FoleyModel(get_config("tiny"))
+    src = save_checkpoint(base, tmp_path / "src", {"variant": "tiny", "stages_done": ["vae", "dit"],
+                                                   "training_command": "foley train --minutes 1",
+                                                   "steps_per_stage": {"vae": 5, "dit": 7}, "clips_generated": 40})
+    before = {k: v.clone() for k, v in load_checkpoint(src)[0].state_dict().items()}
+    ckpt = train("tiny", minutes=0.25, out_dir=tmp_path / "run", stages=("judge",), threads=2, init_from=src,
+                 print_fn=lambda s: None, command="foley train --stage judge --init-from src")
+    card = read_card(ckpt)
+    assert card["steps_per_stage"]["judge"] > 0 and card["steps_per_stage"]["dit"] == 7
+    assert {"vae", "dit", "judge"} <= set(card["stages_done"])
+    assert card["training_command"] == "foley train --minutes 1 && foley train --stage judge --init-from src"
+    after = load_checkpoint(ckpt)[0].state_dict()
+    changed = {k for k, v in after.items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("judge.") for k in changed), sorted(changed)[:5]
+
+
+def test_the_judge_stage_reads_frozen_features_cached_on_pool_items(tmp_path):
+    cfg = get_config("tiny")
+    tr = Trainer(cfg, tmp_path, 0, 1.0, ("dit", "judge"), False, 2, 100, lambda s: None, "test")
+    c = make_clip(clip_seed(5, 0), duration_s=4.0, fps=24.0, size=(64, 64), sample_rate_hz=16000, style=GenStyle.train())
+    item = {"frames": _area_resize_uint8(c.frames, 32), "cuts": [], "onsets": [0.5]}
+    f = tr._judge_feats(item)
+    assert f.shape == (c.frames.shape[0], cfg.dit.width) and f.dtype == torch.float16 and not f.requires_grad
+    assert tr._judge_feats(item) is f
+
+
+def test_withholding_the_video_withholds_it_from_the_judge_too(tiny_model):
+    from foley_model.eval_run import render_clips
+    clips = [make_clip(clip_seed(9, i), duration_s=2.0, fps=24.0, size=(48, 48), sample_rate_hz=16000,
+                       style=GenStyle.heldout()) for i in range(2)]
+    lower = [render_clips(tiny_model, clips, "lower", steps=2, candidates=n) for n in (1, 3)]
+    assert np.array_equal(lower[0], lower[1])  # no picture: candidate 0, never a choice made from the video
+    model = [render_clips(tiny_model, clips, "model", steps=2, candidates=n) for n in (1, 3)]
+    assert model[0].shape == model[1].shape == lower[0].shape
+
+
+def test_a_config_from_before_the_judge_loads_without_one_and_samples_once():
+    from foley_model.configs import config_from_dict, config_to_dict
+    old = config_to_dict(get_config("tiny"))
+    del old["judge"]
+    old["sampling"].pop("candidates")
+    cfg = config_from_dict(old)
+    assert cfg.judge.hidden == 0 and cfg.sampling.candidates == 1
+    assert FoleyModel(cfg).judge is None
+    assert config_from_dict(config_to_dict(get_config("tiny"))) == get_config("tiny")
