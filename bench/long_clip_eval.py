@@ -101,10 +101,11 @@ def seam_stats(audio: np.ndarray, sr: int, places_of) -> tuple[float, float, flo
     return float(at_joins.mean() / base), float(np.quantile(null, 0.05)), float(np.quantile(null, 0.95)), len(at_joins)
 
 
-def render_one(video: Path, work: Path, model: str, seed: int, steps: int | None = None) -> tuple[np.ndarray, int, dict]:
+def render_one(video: Path, work: Path, model: str, seed: int, steps: int | None = None,
+               candidates: int | None = None) -> tuple[np.ndarray, int, dict]:
     out = work / f"{video.stem}.out.mp4"
     settings = Settings(data_dir=work / "state")
-    spec = RenderSpec(model=model, seed=seed) if steps is None else RenderSpec(model=model, seed=seed, steps=steps)
+    spec = RenderSpec(model=model, seed=seed, steps=steps, candidates=candidates)
     reports = render_files(settings, plan_outputs([video], out, None, True), spec, quiet=True)
     stem = Path(reports[0]["stems"][0]["uri"].removeprefix("file://"))
     audio, sr = read_audio(stem)
@@ -122,13 +123,15 @@ def main() -> None:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--steps", type=int, default=None, help="Euler steps (default: the model's); for smoke runs")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="Samples per window the picture onset judge picks from (default: the model's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
         toy = write_toy_video(work / "long.mp4", args.minutes * 60, seed=args.seed, size=(256, 144), segment_s=30.0,
                               audio_track=True)
-        audio, sr, report = render_one(toy.path, work, args.model, args.seed, args.steps)
+        audio, sr, report = render_one(toy.path, work, args.model, args.seed, args.steps, args.candidates)
         wall = time.perf_counter() - t0
         truth, truth_sr = read_audio(toy.path, sample_rate_hz=sr)
         joins = report["joins_s"]
@@ -137,7 +140,7 @@ def main() -> None:
         short = []
         for i in range(args.short_clips):
             clip = write_toy_video(work / f"s{i}.mp4", 4.0, seed=1000 + i, size=(256, 144), segment_s=4.0)
-            a, r, rep = render_one(clip.path, work, args.model, args.seed, args.steps)
+            a, r, rep = render_one(clip.path, work, args.model, args.seed, args.steps, args.candidates)
             assert len(rep["windows"]) == 1, f"{len(rep['windows'])=}"
             short.append(score_clip(a, r, events_of(clip)))
         short_scores = aggregate(short)

@@ -123,6 +123,7 @@ class ModelHandle:
         """Fill the spec's open parameters with this model's defaults (trained window length)."""
         trained = float(self.cfg.window_s)
         return spec.resolved(steps=self.cfg.sampling.steps, cfg_scale=self.cfg.sampling.cfg_scale,
+                             candidates=self.cfg.sampling.candidates,
                              window_s=(max(0.5, round(trained * 0.75, 3)), trained), overlap_s=round(trained / 4, 3))
 
     # ------------------------------------------------------------------ render
@@ -135,6 +136,9 @@ class ModelHandle:
                        padded_frames: int | None = None, placement: InferenceConfig | None = None,
                        timings: dict[str, float] | None = None) -> list[np.ndarray]:
         """One padded batch → per window (T, C + 4·cols) float32: latents then folded stereo cues.
+
+        noises: per window (T, C), or (N, T, C) for N candidates (the same N for every window) of which the
+        picture onset judge keeps one (`FoleyModel.sample_candidates`).
 
         padded_frames: the batch's length bucket from the plan (every window padded to it, and the
         semantic tokens to its length, so the batch has the bucket's shape); None (plans made before
@@ -155,16 +159,19 @@ class ModelHandle:
             duration_s=[w.num_latent_frames / rate for w in inputs],
             frames_start_s=[w.frames_t0_s for w in inputs],
             num_latent_frames=T, num_visual_tokens=self.visual_tokens(T) if padded_frames else None)
-        noise = torch.zeros(len(inputs), T, self.latent_channels)
-        for i, n in enumerate(noises):
-            noise[i, : n.shape[0]] = torch.from_numpy(n)
+        stacks = [n if n.ndim == 3 else n[None] for n in noises]  # (N, T_i, C) each
+        n_cand = stacks[0].shape[0]
+        assert all(n.shape[0] == n_cand for n in stacks), "every window needs the same number of candidates"
+        noise = torch.zeros(n_cand, len(inputs), T, self.latent_channels)
+        for i, n in enumerate(stacks):
+            noise[:, i, : n.shape[1]] = torch.from_numpy(n)
         negative = [spec.negative_prompt] * len(inputs) if spec.negative_prompt else None
         if timings is not None:
             rt.synchronize()
             timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t0
             t0 = time.perf_counter()
-        lat = rt.model.sample_latents(cond, noise, steps=spec.steps, cfg_scale=spec.cfg_scale,
-                                      negative_prompt=negative, bind=rt.bind).cpu()
+        lat = rt.model.sample_candidates(cond, noise.to(rt.device), steps=spec.steps, cfg_scale=spec.cfg_scale,
+                                         negative_prompt=negative, bind=rt.bind)[0].cpu()
         if timings is not None:
             timings["dit"] = timings.get("dit", 0.0) + time.perf_counter() - t0
         cues = cond.cues.cpu()  # (B, 2 cols, 2T)

@@ -12,6 +12,7 @@ from render_farm.errors import InvalidInput
 
 STEM_FORMATS = ("wav", "flac", "none")
 MAX_SEED = 2**63 - 1
+MAX_CANDIDATES = 16
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class RenderSpec:
     seed: int = 0
     steps: int | None = None  # None: the model's default
     cfg_scale: float | None = None  # None: the model's default
+    candidates: int | None = None  # samples per window the picture onset judge picks from; None: the model's default
     model: str = "tiny"  # a registered checkpoint name or a path to a checkpoint directory
     window_min_s: float | None = None  # None: the model's trained window range
     window_max_s: float | None = None
@@ -41,6 +43,8 @@ class RenderSpec:
             raise bad(f"seed {self.seed} is outside 0..{MAX_SEED}")
         if self.steps is not None and not 1 <= self.steps <= 1000:
             raise bad(f"steps {self.steps} is outside 1..1000")
+        if self.candidates is not None and not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise bad(f"candidates {self.candidates} is outside 1..{MAX_CANDIDATES}")
         if self.cfg_scale is not None and not (math.isfinite(self.cfg_scale) and 0.0 <= self.cfg_scale <= 30.0):
             raise bad(f"cfg {self.cfg_scale} is outside 0..30")
         for name in ("window_min_s", "window_max_s", "overlap_s", "true_peak_dbtp"):
@@ -67,10 +71,12 @@ class RenderSpec:
         if self.stems not in STEM_FORMATS:
             raise bad(f"stems format {self.stems!r} is not one of {', '.join(STEM_FORMATS)}")
 
-    def resolved(self, *, steps: int, cfg_scale: float, window_s: tuple[float, float], overlap_s: float) -> "RenderSpec":
+    def resolved(self, *, steps: int, cfg_scale: float, window_s: tuple[float, float], overlap_s: float,
+                 candidates: int = 1) -> "RenderSpec":
         """The spec with the model's defaults filled in, so the stored params say everything."""
         wmin, wmax = (self.window_min_s, self.window_max_s) if self.window_min_s is not None else window_s
         return replace(self, steps=self.steps if self.steps is not None else steps,
+                       candidates=self.candidates if self.candidates is not None else candidates,
                        cfg_scale=self.cfg_scale if self.cfg_scale is not None else cfg_scale,
                        window_min_s=wmin, window_max_s=wmax,
                        overlap_s=self.overlap_s if self.overlap_s is not None else min(overlap_s, wmin / 2))

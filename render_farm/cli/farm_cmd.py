@@ -42,6 +42,8 @@ def spec_options(func):
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--steps", type=int, default=None, help="Sampler steps (default: the model's)."),
         click.option("--cfg", "cfg_scale", type=float, default=None, help="Classifier-free guidance scale."),
+        click.option("--candidates", type=int, default=None,
+                     help="Samples per window the picture onset judge picks from (default: the model's)."),
         click.option("--model", default="tiny", show_default=True, help="Model name or checkpoint directory."),
         click.option("--window-s", default=None, help="Window length range MIN:MAX seconds."),
         click.option("--overlap-s", type=float, default=None, help="Overlap between windows in seconds."),
@@ -55,11 +57,11 @@ def spec_options(func):
     return func
 
 
-def _spec(prompt: str, negative_prompt: str, seed: int, steps: int | None, cfg_scale: float | None, model: str,
-          window_s: str | None, overlap_s: float | None, loudness: float, stems: str, batch_windows: int) -> RenderSpec:
+def _spec(prompt: str, negative_prompt: str, seed: int, steps: int | None, cfg_scale: float | None,
+          candidates: int | None, model: str, window_s: str | None, overlap_s: float | None, loudness: float, stems: str, batch_windows: int) -> RenderSpec:
     wmin, wmax = parse_window_range(window_s) if window_s else (None, None)
     return RenderSpec(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=steps, cfg_scale=cfg_scale,
-                      model=model, window_min_s=wmin, window_max_s=wmax, overlap_s=overlap_s, loudness_lufs=loudness,
+                      candidates=candidates, model=model, window_min_s=wmin, window_max_s=wmax, overlap_s=overlap_s, loudness_lufs=loudness,
                       stems=stems, batch_windows=batch_windows)
 
 

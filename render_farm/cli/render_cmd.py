@@ -19,6 +19,8 @@ from render_farm.spec import RenderSpec, parse_window_range
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--steps", type=int, default=None, help="Sampler steps (default: the model's).")
 @click.option("--cfg", "cfg_scale", type=float, default=None, help="Classifier-free guidance scale.")
+@click.option("--candidates", type=int, default=None,
+              help="Samples per window the picture onset judge picks from (default: the model's; 1: no reranking).")
 @click.option("--model", default="tiny", show_default=True, help="Registered model name or checkpoint directory.")
 @click.option("--window-s", default=None, help="Window length range MIN:MAX seconds (default: the model's).")
 @click.option("--overlap-s", type=float, default=None, help="Overlap between windows in seconds (default: the model's).")
@@ -37,13 +39,13 @@ from render_farm.spec import RenderSpec, parse_window_range
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="auto", show_default=True,
               help="Network dtype on CUDA (auto: bf16); the CPU path is fp32.")
 def render(inputs: tuple[Path, ...], output: Path | None, out_dir: Path | None, prompt: str, negative_prompt: str,
-           seed: int, steps: int | None, cfg_scale: float | None, model: str, window_s: str | None, overlap_s: float | None,
+           seed: int, steps: int | None, cfg_scale: float | None, candidates: int | None, model: str, window_s: str | None, overlap_s: float | None,
            loudness: float, stems: str, batch_windows: int, report_path: Path | None, overwrite: bool,
            project: str, user: str | None, quiet: bool, device: str, engine: str, dtype: str) -> None:
     """Render a foley track for each INPUT video and mux it into a copy of the video."""
     wmin, wmax = parse_window_range(window_s) if window_s else (None, None)
     spec = RenderSpec(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=steps, cfg_scale=cfg_scale,
-                      model=model, window_min_s=wmin, window_max_s=wmax, overlap_s=overlap_s,
+                      candidates=candidates, model=model, window_min_s=wmin, window_max_s=wmax, overlap_s=overlap_s,
                       loudness_lufs=loudness, stems=stems, batch_windows=batch_windows)
     requests = plan_outputs(list(inputs), output, out_dir, overwrite)
     if report_path is not None and report_path.exists() and not overwrite:

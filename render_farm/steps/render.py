@@ -25,7 +25,7 @@ from render_farm.spec import RenderSpec
 from render_farm.steps import STEP_ASSEMBLE
 from render_farm.steps.keys import latents_key, proxy_key
 from render_farm.timeline.latent_time import frame_to_seconds
-from render_farm.timeline.noise import timeline_noise
+from render_farm.timeline.noise import candidate_seed, timeline_noise
 from schedulers.base import StepCall
 from storage.db import unit_of_work
 from storage.models import ArtifactKind, JobState, WindowState, utcnow
@@ -172,7 +172,8 @@ def render_window_batch(ctx: StepContext, job_id: str, spec: RenderSpec, seed: i
                                    shot=(w.shot_from, w.shot_to))
         inputs.append(WindowInput(frames=frames, frames_t0_s=float(t0), start_s=float(start_s),
                                   num_latent_frames=w.end - w.start, start_frame=w.start))
-        noises.append(timeline_noise(seed, w.start, w.end, model.latent_channels))
+        noises.append(np.stack([timeline_noise(candidate_seed(seed, k), w.start, w.end, model.latent_channels)
+                                for k in range(spec.candidates or 1)]))  # (N, T, C)
     if timings is not None:
         timings["frames"] = time.perf_counter() - t_frames
     return model.render_latents(inputs, noises, spec, padded_frames=padded_frames, placement=ctx.inference,

@@ -59,3 +59,14 @@ def reference_row(seed: int, frame: int, channels: int) -> np.ndarray:
     """One row built exactly as the contract states (slow; for tests and audits)."""
     bits = np.random.Philox(key=[int(seed), NOISE_DOMAIN], counter=[0, int(frame), 0, 0])
     return np.random.Generator(bits).standard_normal(channels, dtype=np.float32)
+
+
+def candidate_seed(seed: int, candidate: int) -> int:
+    """The noise seed of sampling candidate k of a job: the job's seed for k = 0 (so a one-candidate render
+    keeps its noise), else a 64-bit hash of (seed, k), so every candidate has its own timeline noise that
+    windows overlapping on the same frames share."""
+    if candidate < 0:
+        raise InvalidInput(f"candidate index must be >= 0, got {candidate}")
+    if candidate == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(candidate), NOISE_DOMAIN]).generate_state(1, np.uint64)[0])

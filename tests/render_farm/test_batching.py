@@ -116,3 +116,18 @@ def test_deepspeed_bf16_on_cuda_matches_the_cpu_path_within_bf16_tolerance(handl
         ref = np.linalg.norm(c)
         assert np.linalg.norm(g - c) / ref < 3e-2  # bf16 network against the fp32 CPU path
         assert np.linalg.norm(g - a) / ref < 2e-2  # batched against alone, both bf16 on the GPU
+
+
+def test_candidates_are_chosen_per_window_the_same_in_a_batch_as_alone(handle):
+    windows = []
+    for start, n, seed in ((0, 45, 5), (40, 33, 6)):
+        w, noise = _window(handle, start, n, seed)
+        extra = np.random.default_rng(seed + 100).standard_normal((2, n, handle.latent_channels)).astype(np.float32)
+        windows.append((w, np.concatenate([noise[None], extra])))  # (3, n, C): three candidates
+    batch = _render(handle, windows, padded=48)
+    for (w, stack), got in zip(windows, batch):
+        (alone,) = _render(handle, [(w, stack)], padded=48)
+        np.testing.assert_allclose(got, alone, rtol=0, atol=1e-4)
+        # the window's result is one of its candidates rendered on its own
+        cands = [_render(handle, [(w, stack[k])], padded=48)[0] for k in range(3)]
+        assert min(np.abs(got - c).max() for c in cands) <= 1e-4

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from render_farm.errors import InvalidInput
-from render_farm.timeline.noise import reference_row, timeline_noise
+from render_farm.timeline.noise import candidate_seed, reference_row, timeline_noise
 from render_farm.timeline.windows import WindowSpec, plan_windows
 
 
@@ -67,3 +67,17 @@ def test_fast_enough():
 def test_refuses_bad_arguments(args):
     with pytest.raises(InvalidInput):
         timeline_noise(*args)
+
+
+def test_candidate_zero_keeps_the_job_noise_and_each_candidate_has_its_own() -> None:
+    assert candidate_seed(2**64 - 1, 0) == 2**64 - 1
+    seeds = [candidate_seed(42, k) for k in range(6)]
+    assert seeds[0] == 42 and len(set(seeds)) == 6 and seeds == [candidate_seed(42, k) for k in range(6)]
+    assert all(0 <= s < 2**64 for s in seeds)
+    assert candidate_seed(43, 1) != seeds[1]
+    a, b = timeline_noise(seeds[1], 0, 50, 8), timeline_noise(seeds[2], 0, 50, 8)
+    assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.1
+    # a candidate's noise is still timeline noise: any slice equals the whole's frames
+    assert np.array_equal(timeline_noise(seeds[3], 10, 30, 8), timeline_noise(seeds[3], 0, 40, 8)[10:30])
+    with pytest.raises(InvalidInput):
+        candidate_seed(1, -1)

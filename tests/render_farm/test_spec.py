@@ -50,3 +50,14 @@ def test_window_range_parsing() -> None:
 def test_resolved_fills_in_model_defaults_only() -> None:
     spec = RenderSpec(steps=7).resolved(steps=10, cfg_scale=3.0, window_s=(3.0, 4.0), overlap_s=1.0)
     assert (spec.steps, spec.cfg_scale, spec.window_min_s, spec.window_max_s, spec.overlap_s) == (7, 3.0, 3.0, 4.0, 1.0)
+
+
+def test_candidates_default_to_the_model_and_stay_in_range() -> None:
+    spec = RenderSpec().resolved(steps=10, cfg_scale=3.0, window_s=(3.0, 4.0), overlap_s=1.0, candidates=4)
+    assert spec.candidates == 4
+    assert RenderSpec(candidates=1).resolved(steps=10, cfg_scale=3.0, window_s=(3.0, 4.0), overlap_s=1.0,
+                                             candidates=4).candidates == 1
+    assert RenderSpec.from_params(spec.to_params()) == spec
+    for bad in (0, -1, 17):
+        with pytest.raises(InvalidInput, match="candidates"):
+            RenderSpec(candidates=bad)

@@ -1,0 +1,60 @@
+"""Latents for one 10 s window with the shipped tiny checkpoint: one sample vs the default reranked candidates.
+
+    .venv/bin/python bench/sampling_bench.py [--seconds 10] [--threads 2] [--repeats 3] [--checkpoint DIR]
+
+The issue's CPU goal: the tiny variant generates latents for 10 s of audio in <= 2 s on 2 cores at its
+default step count. The default now samples `SamplingConfig.candidates` latents per window in one batch
+and lets the picture onset judge keep one (their Griffin-Lim mono audio and onsets included), so both
+are timed here side by side, in one run, on the same conditions (best of --repeats).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from foley_model.checkpoint import load_checkpoint  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--checkpoint", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model, card = load_checkpoint(args.checkpoint)
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(0)
+    n_frames = int(round((args.seconds + 0.5) * 24))
+    frames = torch.randint(0, 255, (1, n_frames, 144, 256, 3), dtype=torch.uint8, generator=g)
+    rows = []
+    with torch.inference_mode():
+        cond = model.prepare_conditions(frames, [""], [0.0], [args.seconds])
+        T, C = cond.latent_mask.shape[1], cfg.vae.latent_channels
+        for n in sorted({1, cfg.sampling.candidates}):
+            noises = torch.randn(n, 1, T, C, generator=g)
+            model.sample_candidates(cond, noises, steps=1)  # warm-up
+            best = min(_timed(lambda: model.sample_candidates(cond, noises)) for _ in range(args.repeats))
+            rows.append((n, best))
+    print(f"tiny checkpoint {card['sha256'][:12]}, {args.threads} threads, {args.seconds:g} s window "
+          f"({T} latent frames), {cfg.sampling.steps} Euler steps, CFG {cfg.sampling.cfg_scale:g}")
+    for n, s in rows:
+        what = "one sample" if n == 1 else f"{n} candidates reranked by the picture onset judge (the default)"
+        print(f"  {what:<62} {s:6.3f} s   ({args.seconds / s:5.2f}x realtime)")
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    main()
