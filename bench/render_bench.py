@@ -63,7 +63,8 @@ def cmd_realtime(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         toy = write_toy_video(work / "clip.mp4", args.seconds, seed=11, size=(w, h), segment_s=15.0)
         gen = time.perf_counter() - t0
-        wall, report, peak = render(toy.path, work, args.model, pin=not args.no_pin)
+        extra = [] if args.candidates is None else ["--candidates", str(args.candidates)]
+        wall, report, peak = render(toy.path, work, args.model, extra, pin=not args.no_pin)
     stages = report["stages"]
     print(f"machine: {platform.node()} {os.cpu_count()} cores, python {platform.python_version()}")
     print(f"clip: {args.seconds:.0f} s {w}x{h} H.264 (generated in {gen:.1f} s); windows: {len(report['windows'])}")
@@ -103,6 +104,7 @@ def main() -> None:
     p.add_argument("--size", default="1280x720")
     p.add_argument("--model", default="tiny")
     p.add_argument("--no-pin", action="store_true", help="glibc's adaptive mmap threshold (FOLEY_MALLOC_PIN=0)")
+    p.add_argument("--candidates", type=int, default=None, help="Samples per window the judge picks from (default: the model's)")
     p.set_defaults(fn=cmd_realtime)
     p = sub.add_parser("memory")
     p.add_argument("--short-min", type=float, default=1.0)
