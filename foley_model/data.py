@@ -37,7 +37,7 @@ def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size:
     import torch
     torch.set_num_threads(1)
     from .shots import shot_starts
-    from .toyworld import GenStyle, clip_seed, make_clip
+    from .toyworld import JUDGED_KINDS, GenStyle, clip_seed, make_clip
     style = GenStyle.train()
     i = start_index
     while not stop.is_set():
@@ -50,7 +50,7 @@ def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size:
         item = {"index": i, "frames": frames, "cuts": cuts, "audio": clip.audio.astype(np.float16),
                 "caption": clip.caption,
                 # ground truth the picture onset judge learns from (mirroring the frames keeps the times)
-                "onsets": [e.onset_s for e in clip.events if e.kind in ("impact", "beep")]}
+                "onsets": [e.onset_s for e in clip.events if e.kind in JUDGED_KINDS]}
         while not stop.is_set():
             try:
                 q.put(item, timeout=0.5)

@@ -3,7 +3,7 @@
 A small dilated 1-D conv net over the frame encoder's per-frame features, resampled to the mel frames,
 gives the probability that an impact or a beep starts at each mel frame. Trained on ground truth with
 the frame encoder frozen (`foley train --stage judge`), it reads onsets from the picture better than the
-generated audio places them (held-out F1 0.92 from the picture alone, against 0.82 for one sample): the
+generated audio places them (held-out F1 0.91 from the picture alone, against 0.82 for one sample): the
 DiT's conditional distribution is right on average, but one draw adds or drops a knock now and then.
 
 So `FoleyModel.sample_candidates` samples a few candidates from independent noises in one batch and

@@ -214,7 +214,7 @@ class FoleyModel(nn.Module):
             cues = resample_by_time(position_cues(x, cfg.stereo.cue_columns), zero, enc.sync_fps,
                                     rel(mel_times)).transpose(1, 2)  # (B, 2 cols, 2T)
             onset_prob = None
-            if self.judge is not None:
+            if self.judge is not None and not self.training:  # only sampling reads it (the judge stage calls the judge)
                 onset_prob = torch.sigmoid(self.judge(self.judge_features(feats, rel(mel_times))))  # (B, 2T)
         else:
             assert sync_feats is not None and semantic_feats is not None, "pretrained variant needs features"

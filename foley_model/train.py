@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .configs import ModelConfig, get_config
 from .data import ClipPool
-from .errors import TrainingError
+from .errors import CheckpointError, TrainingError
 from .flow_matching import interpolate, masked_mse, sample_t_logit_normal
 from .model import FoleyModel
 from .vae import MelDiscriminator, discriminator_loss
@@ -137,24 +137,23 @@ class Trainer:
                        f"done {sorted(self.state['stage_done'])}")
         elif init_from is not None:
             self._init_from(init_from)
-        if "decoder" in stages and "dit" not in stages and not self.state["steps"].get("dit"):
-            raise TrainingError(f"the decoder stage refines on latents the DiT samples, and {self.out} has no "
-                                f"trained DiT: run the default stages (or --stage dit) first")
-        if "judge" in stages and "dit" not in stages and not self.state["steps"].get("dit"):
-            raise TrainingError(f"the judge stage reads the frame encoder the DiT stage trains, and {self.out} "
-                                f"has no trained DiT: run the default stages (or --stage dit) first")
+        needs_dit = {"decoder": "refines on latents the DiT samples", "judge": "reads the frame encoder the DiT trains"}
+        for stage, why in needs_dit.items():
+            if stage in stages and "dit" not in stages and not self.state["steps"].get("dit"):
+                raise TrainingError(f"the {stage} stage {why}, and {self.out} has no trained DiT: run the default "
+                                    f"stages (or --stage dit) first")
         self.loss_log = open(self.out / "loss.jsonl", "a")
 
     def _init_from(self, path: Path) -> None:
         """Start this run directory from a checkpoint (its weights, with the DiT's EMA already applied, and
         its card's record of stages); modules the checkpoint predates start from their initialisation."""
-        from .checkpoint import WEIGHTS, read_card
-        from safetensors.torch import load_file
-        card = read_card(path)
+        try:
+            source, card = load_checkpoint(path)
+        except CheckpointError as exc:
+            raise TrainingError(str(exc)) from None
         if card.get("variant") not in (None, self.cfg.name):
             raise TrainingError(f"checkpoint {path} is variant {card.get('variant')!r}, not {self.cfg.name!r}")
-        weights = path / WEIGHTS if path.is_dir() else path
-        missing, unexpected = self.model.load_state_dict(load_file(str(weights)), strict=False)
+        missing, unexpected = self.model.load_state_dict(source.state_dict(), strict=False)
         if unexpected:
             raise TrainingError(f"checkpoint {path} does not fit variant {self.cfg.name!r}: unexpected {unexpected[:5]}")
         if missing:

@@ -58,11 +58,12 @@ def spec_options(func):
 
 
 def _spec(prompt: str, negative_prompt: str, seed: int, steps: int | None, cfg_scale: float | None,
-          candidates: int | None, model: str, window_s: str | None, overlap_s: float | None, loudness: float, stems: str, batch_windows: int) -> RenderSpec:
+          candidates: int | None, model: str, window_s: str | None, overlap_s: float | None, loudness: float,
+          stems: str, batch_windows: int) -> RenderSpec:
     wmin, wmax = parse_window_range(window_s) if window_s else (None, None)
     return RenderSpec(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=steps, cfg_scale=cfg_scale,
-                      candidates=candidates, model=model, window_min_s=wmin, window_max_s=wmax, overlap_s=overlap_s, loudness_lufs=loudness,
-                      stems=stems, batch_windows=batch_windows)
+                      candidates=candidates, model=model, window_min_s=wmin, window_max_s=wmax, overlap_s=overlap_s,
+                      loudness_lufs=loudness, stems=stems, batch_windows=batch_windows)
 
 
 def _progress(status: dict[str, Any]) -> None:

@@ -140,3 +140,17 @@ def test_a_config_from_before_the_judge_loads_without_one_and_samples_once():
     assert cfg.judge.hidden == 0 and cfg.sampling.candidates == 1
     assert FoleyModel(cfg).judge is None
     assert config_from_dict(config_to_dict(get_config("tiny"))) == get_config("tiny")
+
+
+def test_starting_from_a_changed_checkpoint_is_refused(tmp_path):
+    import json
+
+    import pytest
+
+    from foley_model.errors import TrainingError
+    src = save_checkpoint(FoleyModel(get_config("tiny")), tmp_path / "src", {"variant": "tiny", "stages_done": ["dit"],
+                                                                             "steps_per_stage": {"dit": 1}})
+    card = json.loads((src / "card.json").read_text())
+    (src / "card.json").write_text(json.dumps({**card, "sha256": "0" * 64}))
+    with pytest.raises(TrainingError, match="corrupt or was changed"):
+        Trainer(get_config("tiny"), tmp_path / "run", 0, 1.0, ("judge",), True, 2, 100, lambda s: None, "t", src)
