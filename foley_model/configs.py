@@ -106,15 +106,19 @@ class JudgeConfig:
 
     It reranks sampled candidates: a candidate's onsets (detected in its Griffin-Lim mono audio) are matched
     to the judge's peaks within `tolerance_s`; score = matched - extra_weight * unmatched candidate onsets
-    - unmatched picture onsets. `hidden` 0: no judge (the pretrained variants)."""
+    - unmatched picture onsets - offset_weight * summed |distance| of the pairs / tolerance_s.
+    `hidden` 0: no judge (the pretrained variants)."""
     hidden: int = 96
     dilations: tuple[int, ...] = (1, 2, 4, 1)
     kernel: int = 5
     dropout: float = 0.1
-    threshold: float = 0.7  # picture onsets: local maxima of the probability at least this high ...
+    threshold: float = 0.8  # picture onsets: local maxima of the probability at least this high ...
     min_gap_frames: int = 3  # ... and this many mel frames apart
     tolerance_s: float = 0.05
-    extra_weight: float = 2.5  # a sound the picture does not show costs more than a missed one
+    extra_weight: float = 4.0  # a sound the picture does not show costs more than a missed one
+    # a matched pair costs this times its distance over the tolerance (1: a pair at the tolerance's edge
+    # counts as nothing), so among candidates that agree on which sounds, the one closer to the picture wins
+    offset_weight: float = 1.0
     target_sigma_frames: float = 0.8  # training target: a Gaussian bump per impact / beep onset
     pos_weight: float = 8.0
 
@@ -126,7 +130,7 @@ class SamplingConfig:
     method: str = "euler"
     # candidates sampled per window (one batch) from independent noises; the picture onset judge keeps
     # the one whose onsets agree best with the picture (1: no reranking, the caller's noise as is)
-    candidates: int = 4
+    candidates: int = 5
 
 
 @dataclass(frozen=True)

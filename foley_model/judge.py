@@ -82,9 +82,14 @@ def peak_frames(prob: np.ndarray, threshold: float, min_gap: int) -> np.ndarray:
 
 
 def candidate_score(onsets_s: Sequence[float], picture_s: Sequence[float], cfg: JudgeConfig) -> float:
-    """Agreement of a candidate's onsets with the picture's: matched - extra_weight * extra - missed."""
-    m = len(match_onsets(onsets_s, picture_s, cfg.tolerance_s))
-    return float(m - cfg.extra_weight * (len(onsets_s) - m) - (len(picture_s) - m))
+    """Agreement of a candidate's onsets with the picture's: matched - extra_weight * extra - missed
+    - offset_weight * (summed |distance| of the matched pairs) / tolerance."""
+    pairs = match_onsets(onsets_s, picture_s, cfg.tolerance_s)
+    m = len(pairs)
+    score = m - cfg.extra_weight * (len(onsets_s) - m) - (len(picture_s) - m)
+    if cfg.offset_weight and m:
+        score -= cfg.offset_weight * sum(abs(onsets_s[i] - picture_s[j]) for i, j in pairs) / cfg.tolerance_s
+    return float(score)
 
 
 def choose(candidate_onsets: Sequence[Sequence[float]], picture_s: Sequence[float], cfg: JudgeConfig) -> int:

@@ -320,14 +320,23 @@ class FoleyModel(nn.Module):
         if N == 1 or cond.onset_prob is None:
             lat = self.sample_latents(cond, noises[0], steps, cfg_scale, negative_prompt, method, bind)
             return lat, torch.zeros(B, dtype=torch.long)
+        lat = self.sample_each(cond, noises, steps, cfg_scale, negative_prompt, method, bind)
+        chosen = self.choose_candidates(lat, cond)
+        return lat[chosen, torch.arange(B, device=lat.device)], chosen.cpu()
+
+    @torch.no_grad()
+    def sample_each(self, cond: Conditions, noises: torch.Tensor, steps: int | None = None,
+                    cfg_scale: float | None = None, negative_prompt: Sequence[str] | None = None,
+                    method: str | None = None,
+                    bind: Callable[[tuple[torch.Tensor, ...]], Velocity] | None = None) -> torch.Tensor:
+        """Every candidate, none chosen: noises (N, B, T, C) -> latents (N, B, T, C), sampled in ONE batch."""
+        N, B, T, C = noises.shape
         rep = cond
         for _ in range(N - 1):
             rep = cat_conditions(rep, cond)  # candidate-major: [k=0: b0..bB-1, k=1: ...]
         neg = list(negative_prompt) * N if negative_prompt is not None else None
         lat = self.sample_latents(rep, noises.reshape(N * B, T, C), steps, cfg_scale, neg, method, bind)
-        lat = lat.reshape(N, B, T, C)
-        chosen = self.choose_candidates(lat, cond)
-        return lat[chosen, torch.arange(B, device=lat.device)], chosen.cpu()
+        return lat.reshape(N, B, T, C)
 
     @torch.no_grad()
     def choose_candidates(self, latents: torch.Tensor, cond: Conditions) -> torch.Tensor:

@@ -14,7 +14,7 @@ from foley_model.model import FoleyModel
 from foley_model.toyworld import GenStyle, clip_seed, make_clip
 from foley_model.train import Trainer, train
 
-CFG = JudgeConfig()
+CFG = JudgeConfig(offset_weight=0.0)  # counts only; the offset term has a test of its own
 
 
 def test_peaks_are_local_maxima_above_the_threshold_and_the_stronger_wins_a_close_pair():
@@ -36,6 +36,20 @@ def test_a_sound_the_picture_does_not_show_costs_more_than_a_missed_one():
     assert missed == 1.0 and extra == 3.0 - CFG.extra_weight and late == 2.0 - CFG.extra_weight - 1.0
     assert choose([[0.5, 1.0, 2.0, 3.0], [0.5, 1.0], [0.5, 1.0, 2.0]], picture, CFG) == 2
     assert choose([[0.5], [1.0], [2.0]], picture, CFG) == 0  # equal scores: candidate 0
+
+
+def test_the_offset_term_prefers_the_candidate_closer_to_the_picture_among_equal_counts():
+    picture = [0.5, 1.0, 2.0]
+    cfg = dataclasses.replace(CFG, offset_weight=1.0)
+    exact, near, far = [0.5, 1.0, 2.0], [0.51, 1.0, 1.98], [0.54, 1.04, 2.04]
+    assert candidate_score(exact, picture, cfg) == 3.0
+    assert np.isclose(candidate_score(far, picture, cfg), 3.0 - 3 * 0.04 / 0.05)
+    assert choose([far, near, exact], picture, cfg) == 2 and choose([far, near], picture, cfg) == 1
+    # counts still come first: a far match beats an extra sound, and a pair at the tolerance's edge
+    # counts as nothing (0), between a miss (-1) and an exact match (+1)
+    assert choose([[0.5, 1.0, 2.0, 3.0], far], picture, cfg) == 1
+    assert np.isclose(candidate_score([0.5, 1.0, 2.05], picture, cfg), candidate_score([0.5, 1.0], picture, cfg) + 1)
+    assert candidate_score(far, picture, CFG) == 3.0  # weight 0: as before
 
 
 def test_targets_peak_at_each_onset_and_the_judge_keeps_the_time_axis():

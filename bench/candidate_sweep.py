@@ -1,0 +1,174 @@
+"""Replayable candidate study: sample K candidates per held-out clip once, then score any selection rule.
+
+    .venv/bin/python bench/candidate_sweep.py collect --clips 150 --stream 1 --k 8 --out runs/val.pkl
+    .venv/bin/python bench/candidate_sweep.py replay runs/val.pkl [--n 4] [--threshold 0.7] [--extra 2.5] ...
+
+Rules: the judge's threshold, extra_weight and offset_weight (`foley_model.judge.candidate_score`),
+which onsets it compares (Griffin-Lim mono as shipped, or the delivery audio) and how many candidates;
+--oracle adds the pick by ground truth, the headroom of n candidates.
+
+`collect` renders, for every clip and every candidate k < K (noise `clip_noise(seed, T, C, k)`, as
+`foley eval toyworld` draws them), the delivery audio and scores it against ground truth
+(`score_clip`), and keeps what the judge sees: the candidate's Griffin-Lim mono onsets and the
+picture onset probability. `replay` then evaluates a selection rule over the first n candidates
+without sampling again, so rules and thresholds are compared on the very same draws. With the
+config's own rule, replay reproduces `foley eval toyworld --candidates n` (same noises, same choice).
+
+--stream 0 is the held-out evaluation stream (EVAL_STREAM_SEED); 1 is the validation stream the
+judge's threshold was chosen on (EVAL_STREAM_SEED + 1). Choose rules on 1, report on 0.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from foley_model.checkpoint import load_checkpoint  # noqa: E402
+from foley_model.configs import JudgeConfig  # noqa: E402
+from foley_model.eval_run import EVAL_STREAM_SEED, clip_noise  # noqa: E402
+from foley_model.evaluation import aggregate, score_clip  # noqa: E402
+from foley_model.evaluation.onsets import detect_onsets  # noqa: E402
+from foley_model.evaluation.matching import match_onsets  # noqa: E402
+from foley_model.judge import choose, peak_frames  # noqa: E402
+from foley_model.toyworld import GenStyle, clip_seed, make_clip  # noqa: E402
+
+
+@torch.no_grad()
+def collect(args) -> None:
+    torch.set_num_threads(args.threads)
+    model, card = load_checkpoint(args.checkpoint)
+    cfg = model.cfg
+    sr = cfg.audio.sample_rate_hz
+    style = GenStyle.heldout()
+    records, t0 = [], time.perf_counter()
+    for b0 in range(0, args.clips, args.batch):
+        clips = [make_clip(clip_seed(EVAL_STREAM_SEED + args.stream, i), duration_s=args.duration, fps=24.0,
+                           size=(96, 54), sample_rate_hz=sr, style=style)
+                 for i in range(b0, min(args.clips, b0 + args.batch))]
+        B = len(clips)
+        frames = torch.from_numpy(np.stack([c.frames for c in clips]))
+        cond = model.prepare_conditions(frames, [c.caption for c in clips], [0.0] * B, [args.duration] * B)
+        T, C = cond.latent_mask.shape[1], cfg.vae.latent_channels
+        noises = torch.stack([torch.stack([clip_noise(c.seed, T, C, k) for c in clips]) for k in range(args.k)])
+        lat = model.sample_each(cond, noises)  # (K, B, T, C)
+        mono = model.decode_mel(lat.reshape(args.k * B, T, C))
+        gl = model.vocode(mono, "griffin_lim").reshape(args.k, B, -1).numpy()
+        cues = torch.cat([cond.cues] * args.k)
+        wave = model.vocode(model.to_stereo(mono, cues)).reshape(args.k, B, 2, -1).numpy()
+        n = int(round(args.duration * sr))
+        prob = cond.onset_prob.float().numpy()
+        for b, c in enumerate(clips):
+            det = [detect_onsets(wave[k, b, :, :n], sr) for k in range(args.k)]
+            records.append({
+                "seed": c.seed,
+                "prob": prob[b],
+                "events": [(e.kind, e.onset_s, e.x) for e in c.events],
+                "gl_onsets": [detect_onsets(gl[k, b, :n], sr) for k in range(args.k)],
+                "out_onsets": det,  # on the delivery audio, as scored
+                "scores": [score_clip(wave[k, b, :, :n], sr, c.events, d) for k, d in enumerate(det)],
+            })
+        print(f"{len(records)}/{args.clips} clips, {time.perf_counter() - t0:.0f} s", flush=True)
+    meta = {"checkpoint": card["sha256"], "stream": args.stream, "k": args.k, "duration_s": args.duration,
+            "mel_rate_hz": cfg.audio.mel_rate_hz, "judge": dataclasses.asdict(cfg.judge)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "wb") as f:
+        pickle.dump({"meta": meta, "records": records}, f)
+    print(f"wrote {args.out}")
+
+
+def replay(records: list, meta: dict, n: int, jc: JudgeConfig, signal: str = "gl", oracle: bool = False) -> dict:
+    """Aggregate metrics when the judge (config jc) picks among each clip's first n candidates.
+
+    signal: the onsets the judge compares, "gl" (Griffin-Lim mono, as shipped) or "out" (the delivery
+    audio). oracle: pick by the ground-truth score instead (the headroom of n candidates)."""
+    picked = []
+    for r in records:
+        if oracle:
+            s = r["scores"][:n]  # matched - extra - missed at +-50 ms, false onsets twice more
+            k = max(range(n), key=lambda i: (3 * s[i].matched_50 - s[i].n_detected - 2 * s[i].false_onsets, -i))
+        elif n > 1:
+            picture = peak_frames(r["prob"], jc.threshold, jc.min_gap_frames) / meta["mel_rate_hz"]
+            k = choose([list(o) for o in r[f"{signal}_onsets"][:n]], list(picture), jc)
+        else:
+            k = 0
+        picked.append(r["scores"][k])
+    agg = aggregate(picked)
+    return {k: v for k, v in agg.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+def judge_alone(records: list, meta: dict, jc: JudgeConfig) -> dict:
+    """The judge's peaks scored as if they were the generated onsets (F1 +-50 ms, offset, signed bias)."""
+    m50 = n_det = n_truth = 0
+    signed = []
+    for r in records:
+        truth = [t for kind, t, _ in r["events"] if kind in ("impact", "beep")]
+        picture = peak_frames(r["prob"], jc.threshold, jc.min_gap_frames) / meta["mel_rate_hz"]
+        pairs = match_onsets(picture, truth, 0.05)
+        m50, n_det, n_truth = m50 + len(pairs), n_det + len(picture), n_truth + len(truth)
+        signed += [picture[i] - truth[j] for i, j in pairs]
+    s = np.asarray(signed) * 1000
+    return {"f1_50": 2 * m50 / max(1, n_det + n_truth), "offset_ms": float(np.abs(s).mean()),
+            "bias_ms": float(s.mean())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("--clips", type=int, default=150)
+    c.add_argument("--stream", type=int, default=1)
+    c.add_argument("--k", type=int, default=8)
+    c.add_argument("--batch", type=int, default=10)
+    c.add_argument("--duration", type=float, default=4.0)
+    c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--checkpoint", default=None)
+    c.add_argument("--out", required=True)
+    r = sub.add_parser("replay")
+    r.add_argument("data")
+    r.add_argument("--n", type=int, nargs="+", default=[1, 4])
+    r.add_argument("--threshold", type=float, nargs="+", default=[None])
+    r.add_argument("--extra", type=float, nargs="+", default=[None])
+    r.add_argument("--offset-weight", type=float, nargs="+", default=[None])
+    r.add_argument("--signal", choices=("gl", "out"), nargs="+", default=["gl"])
+    r.add_argument("--oracle", action="store_true", help="also the ground-truth pick (headroom)")
+    args = ap.parse_args()
+    if args.cmd == "collect":
+        return collect(args)
+    with open(args.data, "rb") as f:
+        data = pickle.load(f)
+    meta, records = data["meta"], data["records"]
+    base = JudgeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["judge"].items()})
+    print(f"stream {meta['stream']}, {len(records)} clips, K={meta['k']}")
+    for thr in args.threshold:
+        j = judge_alone(records, meta, dataclasses.replace(base, threshold=thr or base.threshold))
+        print(f"judge alone at {thr or base.threshold}: F1 {j['f1_50']:.3f}, offset {j['offset_ms']:.1f} ms, "
+              f"bias {j['bias_ms']:+.1f} ms")
+    print(f"{'n':>3} {'signal':>6} {'thr':>5} {'extra':>6} {'offw':>5} {'f1_50':>7} {'offset':>7} {'false/min':>9} "
+          f"{'kind':>6} {'side':>6}")
+
+    def row(n, sig, jc, ow, a):
+        print(f"{n:>3} {sig:>6} {jc.threshold:>5.2f} {jc.extra_weight:>6.2f} {ow:>5.2f} {a['f1_50']:>7.3f} "
+              f"{a['offset_ms']:>7.2f} {a['false_per_min']:>9.2f} {a['kind_acc']:>6.3f} {a['side_acc']:>6.3f}")
+    for n in args.n:
+        if args.oracle:
+            row(n, "oracle", base, base.offset_weight, replay(records, meta, n, base, oracle=True))
+        for sig in args.signal:
+            for thr in args.threshold:
+                for ex in args.extra:
+                    for ow in args.offset_weight:
+                        jc = dataclasses.replace(base, **{k: v for k, v in (("threshold", thr), ("extra_weight", ex),
+                                                                            ("offset_weight", ow)) if v is not None})
+                        row(n, sig, jc, jc.offset_weight, replay(records, meta, n, jc, sig))
+
+
+if __name__ == "__main__":
+    main()
