@@ -7,6 +7,9 @@ Rules: the judge's threshold, extra_weight and offset_weight (`foley_model.judge
 which onsets it compares (Griffin-Lim mono as shipped, or the delivery audio) and how many candidates;
 --oracle adds the pick by ground truth, the headroom of n candidates.
 
+`rejudge` swaps in the picture onset probability of another checkpoint's judge (the same DiT), so a
+retrained judge is scored on the same candidates.
+
 `collect` renders, for every clip and every candidate k < K (noise `clip_noise(seed, T, C, k)`, as
 `foley eval toyworld` draws them), the delivery audio and scores it against ground truth
 (`score_clip`), and keeps what the judge sees: the candidate's Griffin-Lim mono onsets and the
@@ -85,6 +88,38 @@ def collect(args) -> None:
     print(f"wrote {args.out}")
 
 
+@torch.no_grad()
+def rejudge(args) -> None:
+    """Swap in another checkpoint's judge: recompute the picture onset probability of every clip.
+
+    Valid only when that checkpoint differs from the collected one in the judge alone (the candidates
+    are then the same); checked tensor by tensor against the shipped checkpoint."""
+    torch.set_num_threads(args.threads)
+    with open(args.data, "rb") as f:
+        data = pickle.load(f)
+    meta, records = data["meta"], data["records"]
+    model, card = load_checkpoint(args.checkpoint)
+    shipped = load_checkpoint(None)[0].state_dict()
+    changed = sorted({k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, shipped[k])})
+    if changed not in ([], ["judge"]):
+        raise SystemExit(f"{args.checkpoint} changes more than the judge: {changed}")
+    sr, style = model.cfg.audio.sample_rate_hz, GenStyle.heldout()
+    for b0 in range(0, len(records), 10):
+        batch = records[b0:b0 + 10]
+        clips = [make_clip(clip_seed(EVAL_STREAM_SEED + meta["stream"], b0 + i), duration_s=meta["duration_s"],
+                           fps=24.0, size=(96, 54), sample_rate_hz=sr, style=style) for i in range(len(batch))]
+        assert [c.seed for c in clips] == [r["seed"] for r in batch]
+        frames = torch.from_numpy(np.stack([c.frames for c in clips]))
+        cond = model.prepare_conditions(frames, [c.caption for c in clips], [0.0] * len(clips),
+                                        [meta["duration_s"]] * len(clips))
+        for r, p in zip(batch, cond.onset_prob.float().numpy()):
+            r["prob"] = p
+    meta = {**meta, "judge_checkpoint": card["sha256"], "judge": dataclasses.asdict(model.cfg.judge)}
+    with open(args.out, "wb") as f:
+        pickle.dump({"meta": meta, "records": records}, f)
+    print(f"wrote {args.out}")
+
+
 def replay(records: list, meta: dict, n: int, jc: JudgeConfig, signal: str = "gl", oracle: bool = False) -> dict:
     """Aggregate metrics when the judge (config jc) picks among each clip's first n candidates.
 
@@ -132,6 +167,11 @@ def main() -> None:
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--checkpoint", default=None)
     c.add_argument("--out", required=True)
+    j = sub.add_parser("rejudge")
+    j.add_argument("data")
+    j.add_argument("--checkpoint", required=True)
+    j.add_argument("--threads", type=int, default=2)
+    j.add_argument("--out", required=True)
     r = sub.add_parser("replay")
     r.add_argument("data")
     r.add_argument("--n", type=int, nargs="+", default=[1, 4])
@@ -143,6 +183,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "collect":
         return collect(args)
+    if args.cmd == "rejudge":
+        return rejudge(args)
     with open(args.data, "rb") as f:
         data = pickle.load(f)
     meta, records = data["meta"], data["records"]

@@ -50,18 +50,23 @@ def eval_group() -> None:
 @click.option("--vocoder", type=click.Choice(["griffin_lim", "neural"]), default=None)
 @click.option("--candidates", type=click.IntRange(1, 16), default=None,
               help="Candidates per clip the picture onset judge chooses from (default: the config's; 1: none).")
+@click.option("--stream", type=click.Choice(["heldout", "validation"]), default="heldout", show_default=True,
+              help="Which held-out clips: the report's, or the second stream that settings are chosen on.")
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--update-card", is_flag=True, help="Write the metrics into the checkpoint's card.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def eval_toyworld(checkpoint, clips, modes, steps, cfg_scale, vocoder, candidates, threads, update_card, as_json) -> None:
+def eval_toyworld(checkpoint, clips, modes, steps, cfg_scale, vocoder, candidates, stream, threads, update_card,
+                  as_json) -> None:
     """Held-out toy-world clips: F1 +-50/100 ms, offset, false onsets/min, kind and side accuracy."""
     import torch
 
     from foley_model.checkpoint import load_checkpoint, update_card as write_card
     from foley_model.errors import CheckpointError
-    from foley_model.eval_run import MODES, evaluate, format_table
+    from foley_model.eval_run import MODES, STREAMS, evaluate, format_table
 
     torch.set_num_threads(threads)
+    if update_card and stream != "heldout":
+        raise click.BadParameter("the card records the held-out stream only", param_hint="--update-card")
     wanted = tuple(m.strip() for m in modes.split(",") if m.strip())
     bad = [m for m in wanted if m not in MODES]
     if bad:
@@ -71,10 +76,10 @@ def eval_toyworld(checkpoint, clips, modes, steps, cfg_scale, vocoder, candidate
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from exc
     results = evaluate(model, clips, wanted, steps=steps, cfg_scale=cfg_scale, vocoder=vocoder,
-                       candidates=candidates, print_fn=(lambda s: click.echo(s, err=True)))
+                       candidates=candidates, stream=STREAMS[stream], print_fn=(lambda s: click.echo(s, err=True)))
     settings = {"steps": steps or model.cfg.sampling.steps,
                 "cfg_scale": cfg_scale if cfg_scale is not None else model.cfg.sampling.cfg_scale,
-                "vocoder": vocoder or model.cfg.vocoder.default, "clips": clips, "style": "heldout",
+                "vocoder": vocoder or model.cfg.vocoder.default, "clips": clips, "style": "heldout", "stream": stream,
                 "candidates": candidates or model.cfg.sampling.candidates}
     if update_card:
         from foley_model.checkpoint import default_checkpoint_path
