@@ -1,6 +1,6 @@
 """Replayable candidate study: sample K candidates per held-out clip once, then score any selection rule.
 
-    .venv/bin/python bench/candidate_sweep.py collect --clips 150 --stream 1 --k 8 --out runs/val.pkl
+    .venv/bin/python bench/candidate_sweep.py collect --clips 150 --stream validation --k 8 --out runs/val.pkl
     .venv/bin/python bench/candidate_sweep.py replay runs/val.pkl [--n 4] [--threshold 0.7] [--extra 2.5] ...
 
 Rules: the judge's threshold, extra_weight and offset_weight (`foley_model.judge.candidate_score`),
@@ -17,8 +17,7 @@ picture onset probability. `replay` then evaluates a selection rule over the fir
 without sampling again, so rules and thresholds are compared on the very same draws. With the
 config's own rule, replay reproduces `foley eval toyworld --candidates n` (same noises, same choice).
 
---stream 0 is the held-out evaluation stream (EVAL_STREAM_SEED); 1 is the validation stream the
-judge's threshold was chosen on (EVAL_STREAM_SEED + 1). Choose rules on 1, report on 0.
+--stream: `foley eval toyworld`'s streams (`eval_run.STREAMS`). Choose rules on validation, report on heldout.
 """
 from __future__ import annotations
 
@@ -37,12 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from foley_model.checkpoint import load_checkpoint  # noqa: E402
 from foley_model.configs import JudgeConfig  # noqa: E402
-from foley_model.eval_run import EVAL_STREAM_SEED, clip_noise  # noqa: E402
+from foley_model.eval_run import STREAMS, clip_noise, held_out_clips  # noqa: E402
 from foley_model.evaluation import aggregate, score_clip  # noqa: E402
 from foley_model.evaluation.onsets import detect_onsets  # noqa: E402
-from foley_model.evaluation.matching import match_onsets  # noqa: E402
+from foley_model.evaluation.matching import f1, match_onsets  # noqa: E402
 from foley_model.judge import choose, peak_frames  # noqa: E402
-from foley_model.toyworld import GenStyle, clip_seed, make_clip  # noqa: E402
 
 
 @torch.no_grad()
@@ -50,13 +48,10 @@ def collect(args) -> None:
     torch.set_num_threads(args.threads)
     model, card = load_checkpoint(args.checkpoint)
     cfg = model.cfg
-    sr = cfg.audio.sample_rate_hz
-    style = GenStyle.heldout()
+    sr, stream = cfg.audio.sample_rate_hz, STREAMS[args.stream]
     records, t0 = [], time.perf_counter()
     for b0 in range(0, args.clips, args.batch):
-        clips = [make_clip(clip_seed(EVAL_STREAM_SEED + args.stream, i), duration_s=args.duration, fps=24.0,
-                           size=(96, 54), sample_rate_hz=sr, style=style)
-                 for i in range(b0, min(args.clips, b0 + args.batch))]
+        clips = held_out_clips(stream, b0, min(args.clips, b0 + args.batch), args.duration, sample_rate_hz=sr)
         B = len(clips)
         frames = torch.from_numpy(np.stack([c.frames for c in clips]))
         cond = model.prepare_conditions(frames, [c.caption for c in clips], [0.0] * B, [args.duration] * B)
@@ -80,7 +75,7 @@ def collect(args) -> None:
                 "scores": [score_clip(wave[k, b, :, :n], sr, c.events, d) for k, d in enumerate(det)],
             })
         print(f"{len(records)}/{args.clips} clips, {time.perf_counter() - t0:.0f} s", flush=True)
-    meta = {"checkpoint": card["sha256"], "stream": args.stream, "k": args.k, "duration_s": args.duration,
+    meta = {"checkpoint": card["sha256"], "stream": stream, "k": args.k, "duration_s": args.duration,
             "mel_rate_hz": cfg.audio.mel_rate_hz, "judge": dataclasses.asdict(cfg.judge)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "wb") as f:
@@ -93,21 +88,23 @@ def rejudge(args) -> None:
     """Swap in another checkpoint's judge: recompute the picture onset probability of every clip.
 
     Valid only when that checkpoint differs from the collected one in the judge alone (the candidates
-    are then the same); checked tensor by tensor against the shipped checkpoint."""
+    are then the same); checked tensor by tensor against the collected (shipped) checkpoint."""
     torch.set_num_threads(args.threads)
     with open(args.data, "rb") as f:
         data = pickle.load(f)
     meta, records = data["meta"], data["records"]
     model, card = load_checkpoint(args.checkpoint)
-    shipped = load_checkpoint(None)[0].state_dict()
+    shipped, shipped_card = load_checkpoint(None)
+    if shipped_card["sha256"] != meta["checkpoint"]:
+        raise SystemExit(f"{args.data} was collected with checkpoint {meta['checkpoint'][:12]}, not the shipped one")
+    shipped = shipped.state_dict()
     changed = sorted({k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, shipped[k])})
     if changed not in ([], ["judge"]):
         raise SystemExit(f"{args.checkpoint} changes more than the judge: {changed}")
-    sr, style = model.cfg.audio.sample_rate_hz, GenStyle.heldout()
     for b0 in range(0, len(records), 10):
         batch = records[b0:b0 + 10]
-        clips = [make_clip(clip_seed(EVAL_STREAM_SEED + meta["stream"], b0 + i), duration_s=meta["duration_s"],
-                           fps=24.0, size=(96, 54), sample_rate_hz=sr, style=style) for i in range(len(batch))]
+        clips = held_out_clips(meta["stream"], b0, b0 + len(batch), meta["duration_s"],
+                               sample_rate_hz=model.cfg.audio.sample_rate_hz)
         assert [c.seed for c in clips] == [r["seed"] for r in batch]
         frames = torch.from_numpy(np.stack([c.frames for c in clips]))
         cond = model.prepare_conditions(frames, [c.caption for c in clips], [0.0] * len(clips),
@@ -151,7 +148,7 @@ def judge_alone(records: list, meta: dict, jc: JudgeConfig) -> dict:
         m50, n_det, n_truth = m50 + len(pairs), n_det + len(picture), n_truth + len(truth)
         signed += [picture[i] - truth[j] for i, j in pairs]
     s = np.asarray(signed) * 1000
-    return {"f1_50": 2 * m50 / max(1, n_det + n_truth), "offset_ms": float(np.abs(s).mean()),
+    return {"f1_50": f1(m50, n_det, n_truth), "offset_ms": float(np.abs(s).mean()),
             "bias_ms": float(s.mean())}
 
 
@@ -160,7 +157,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("collect")
     c.add_argument("--clips", type=int, default=150)
-    c.add_argument("--stream", type=int, default=1)
+    c.add_argument("--stream", choices=tuple(STREAMS), default="validation")
     c.add_argument("--k", type=int, default=8)
     c.add_argument("--batch", type=int, default=10)
     c.add_argument("--duration", type=float, default=4.0)

@@ -32,6 +32,13 @@ def clip_noise(seed: int, T: int, channels: int, candidate: int = 0) -> torch.Te
     return torch.randn(T, channels, generator=torch.Generator().manual_seed((seed + 7919 * candidate) % (2 ** 31)))
 
 
+def held_out_clips(stream: int, i0: int, i1: int, duration_s: float = 4.0, size: tuple[int, int] = (96, 54),
+                   sample_rate_hz: int = 16000) -> list:
+    """Clips i0..i1-1 of held-out stream `stream` (STREAMS): a style the training never sees, 24 fps."""
+    return [make_clip(clip_seed(EVAL_STREAM_SEED + stream, i), duration_s=duration_s, fps=24.0, size=size,
+                      sample_rate_hz=sample_rate_hz, style=GenStyle.heldout()) for i in range(i0, i1)]
+
+
 @torch.no_grad()
 def render_clips(model: FoleyModel, clips: list, mode: str, steps: int | None = None, cfg_scale: float | None = None,
                  vocoder: str | None = None, candidates: int | None = None) -> np.ndarray:
@@ -71,10 +78,8 @@ def evaluate(model: FoleyModel, n_clips: int = 50, modes: Sequence[str] = MODES,
     sr = model.cfg.audio.sample_rate_hz
     scores = {m: [] for m in modes}
     secs = {m: 0.0 for m in modes}
-    style = GenStyle.heldout()
     for b0 in range(0, n_clips, batch):
-        clips = [make_clip(clip_seed(EVAL_STREAM_SEED + stream, i), duration_s=duration_s, fps=24.0, size=size,
-                           sample_rate_hz=sr, style=style) for i in range(b0, min(n_clips, b0 + batch))]
+        clips = held_out_clips(stream, b0, min(n_clips, b0 + batch), duration_s, size, sr)
         for mode in modes:
             t0 = time.perf_counter()
             audio = render_clips(model, clips, mode, steps, cfg_scale, vocoder, candidates)

@@ -96,4 +96,3 @@ def choose(candidate_onsets: Sequence[Sequence[float]], picture_s: Sequence[floa
     """Index of the best-scoring candidate (the lowest index among equals, so candidate 0 wins ties)."""
     scores = [candidate_score(o, picture_s, cfg) for o in candidate_onsets]
     return int(np.argmax(scores))
-

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -323,7 +322,7 @@ class FoleyModel(nn.Module):
             return lat, torch.zeros(B, dtype=torch.long)
         lat = self.sample_each(cond, noises, steps, cfg_scale, negative_prompt, method, bind)
         chosen = self.choose_candidates(lat, cond)
-        return lat[chosen.to(lat.device), torch.arange(B, device=lat.device)], chosen
+        return lat[chosen, torch.arange(B, device=lat.device)], chosen.cpu()
 
     @torch.no_grad()
     def sample_each(self, cond: Conditions, noises: torch.Tensor, steps: int | None = None,
@@ -341,29 +340,24 @@ class FoleyModel(nn.Module):
 
     @torch.no_grad()
     def choose_candidates(self, latents: torch.Tensor, cond: Conditions) -> torch.Tensor:
-        """latents (N, B, T, C) -> (B,) index of the candidate whose onsets agree best with the picture's."""
-        return torch.tensor([choose(onsets, picture, self.cfg.judge)
-                             for onsets, picture in self._candidate_onsets(latents, cond)], dtype=torch.long)
-
-    def _candidate_onsets(self, latents: torch.Tensor, cond: Conditions) -> list[tuple[list, np.ndarray]]:
-        """Per window: (each candidate's onsets, the picture's onsets), in seconds from the window start.
+        """latents (N, B, T, C) -> (B,) index of the candidate whose onsets agree best with the picture's.
 
         A candidate's onsets are `detect_onsets` on its mono mel through Griffin-Lim (the weight-free
-        vocoder, whatever the delivery vocoder is), over the window's real frames only; the picture's are
-        the judge's peaks."""
+        vocoder, whatever the delivery vocoder is), over the window's real frames only."""
         N, B, T, C = latents.shape
         jc, sr, mel_rate = self.cfg.judge, self.cfg.audio.sample_rate_hz, self.cfg.audio.mel_rate_hz
         wave = self.vocode(self.decode_mel(latents.reshape(N * B, T, C)), "griffin_lim")
         wave = wave.reshape(N, B, -1).float().cpu().numpy()
-        prob = cond.onset_prob.detach().float().cpu().numpy()  # (B, 2T)
+        prob = cond.onset_prob.float().cpu().numpy()  # (B, 2T)
         real = cond.latent_mask.sum(1).cpu().tolist()
-        found = []
+        out = torch.zeros(B, dtype=torch.long)
         for b in range(B):
             n_mel = 2 * int(real[b])
             picture = peak_frames(prob[b, :n_mel], jc.threshold, jc.min_gap_frames) / mel_rate
             n = int(real[b]) * self.cfg.samples_per_latent
-            found.append(([detect_onsets(wave[k, b, :n], sr) for k in range(N)], picture))
-        return found
+            onsets = [detect_onsets(wave[k, b, :n], sr) for k in range(N)]
+            out[b] = choose(onsets, picture, jc)
+        return out
 
     # ---------------------------------------------------------------- decoding
     @torch.no_grad()
