@@ -2,7 +2,7 @@
 through the `foley render` CLI, scored against the generator's ground truth.
 
     .venv/bin/python bench/independent_eval.py --clips 40 --seed 1 --min-s 2 --max-s 30 \\
-        --work /tmp/judge [--candidates K] [--control blank] [--keep]
+        --work /tmp/judge [--model tiny|CHECKPOINT_DIR] [--candidates K] [--control blank] [--keep]
 
 Prints F1 +-50/+-100 ms, mean |offset|, false onsets per minute, kind and side accuracy for the
 model (overall and by height, frame-rate and length bucket), for the ground-truth audio through
@@ -40,11 +40,12 @@ BUCKETS = {
 }
 
 
-def render(foley: str, videos: list[Path], out_dir: Path, candidates: int | None, env: dict) -> float:
+def render(foley: str, videos: list[Path], out_dir: Path, model: str, candidates: int | None, env: dict) -> float:
     """One `foley render` call for all videos; returns its wall time in seconds."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [foley, "render", *map(str, videos), "--out-dir", str(out_dir), "-q", "--stems", "none", "--overwrite",
            "--report", str(out_dir / "report.json")]
+    cmd += ["--model", model]
     if candidates:
         cmd += ["--candidates", str(candidates)]
     t0 = time.perf_counter()
@@ -66,6 +67,7 @@ def main() -> None:
     ap.add_argument("--min-s", type=float, default=2.0)
     ap.add_argument("--max-s", type=float, default=30.0)
     ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--model", default="tiny", help="passed to foley render: a registered name or a checkpoint dir")
     ap.add_argument("--candidates", type=int, default=None, help="passed to foley render (default: the model's)")
     ap.add_argument("--control", choices=["none", "blank"], default="none")
     ap.add_argument("--keep", action="store_true", help="keep the videos and renders under WORK")
@@ -86,11 +88,11 @@ def main() -> None:
         blank_videos = [write_clip(c, work / "blank", n, draw_objects=False, with_truth=False)
                         for c, n in zip(clips, names)] if blanks else []
         print(f"generated {len(clips)} clips, {audio_s:.1f} s of audio, in {time.perf_counter() - t0:.1f} s")
-        wall["model"] = render(args.foley, videos, work / "out", args.candidates, env)
+        wall["model"] = render(args.foley, videos, work / "out", args.model, args.candidates, env)
         print(f"foley render: {wall['model']:.1f} s wall for {audio_s:.1f} s of audio "
               f"({audio_s / wall['model']:.2f}x real time)")
         if blanks:
-            wall["blank"] = render(args.foley, blank_videos, work / "out_blank", args.candidates, env)
+            wall["blank"] = render(args.foley, blank_videos, work / "out_blank", args.model, args.candidates, env)
             print(f"foley render (blank control): {wall['blank']:.1f} s wall")
 
     per_clip = []

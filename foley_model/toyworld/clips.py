@@ -15,7 +15,9 @@ from .audio import render_audio
 from .render import area_resize, background_image, positions_at, render_scene, source_indices
 from .world import Event, GenStyle, Plan, sample_plan
 
-GENERATOR_VERSION = "toyworld-1"
+# 2: the training style widened (tall frames, slow gravity, contacts between frames, kicked balls);
+# the held-out streams are unchanged
+GENERATOR_VERSION = "toyworld-2"
 
 _LARGE_PIXELS = 256 * 256  # above this output size: the fast large-output path
 _CHUNK_VALUES = 8_000_000  # float values rendered, augmented and resized at a time (bounds memory)
