@@ -34,7 +34,8 @@ def clip_noise(seed: int, T: int, channels: int, candidate: int = 0) -> torch.Te
 
 def held_out_clips(stream: int, i0: int, i1: int, duration_s: float = 4.0, size: tuple[int, int] = (96, 54),
                    sample_rate_hz: int = 16000) -> list:
-    """Clips i0..i1-1 of held-out stream `stream` (STREAMS): a style the training never sees, 24 fps."""
+    """Clips i0..i1-1 of held-out stream `stream` (STREAMS), 24 fps, GenStyle.heldout(): seeds training never
+    draws; since toyworld-2 its ranges lie inside the training style (bench/judgeworld is the outside test)."""
     return [make_clip(clip_seed(EVAL_STREAM_SEED + stream, i), duration_s=duration_s, fps=24.0, size=size,
                       sample_rate_hz=sample_rate_hz, style=GenStyle.heldout()) for i in range(i0, i1)]
 
