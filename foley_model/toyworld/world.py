@@ -120,7 +120,7 @@ class GenStyle:
 
     @staticmethod
     def heldout() -> GenStyle:
-        """Other sizes, colours, speeds, backgrounds and frame rates than `train()`, like an outside judge."""
+        """The held-out streams' style. Until toyworld-2 its ranges lay outside `train()`'s; now `train()` covers them."""
         return GenStyle(
             source_fps_range=(23.976, 60.0),
             source_fps_choices=(24000 / 1001, 25.0, 30000 / 1001, 30.0, 50.0, 60000 / 1001, 60.0),
