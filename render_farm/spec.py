@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from render_farm.errors import InvalidInput
+from render_farm.media.proxy_formats import CURRENT_PROXY, LEGACY_PROXY, PROXY_FORMATS
 
 STEM_FORMATS = ("wav", "flac", "none")
 MAX_SEED = 2**63 - 1
@@ -32,6 +33,7 @@ class RenderSpec:
     sample_rate_hz: int = 48_000
     stems: str = "wav"
     batch_windows: int = 4  # windows rendered together; part of the plan, so part of the result
+    proxy: str = CURRENT_PROXY  # the proxy format the sync path reads (`media.proxy_formats`)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> InvalidInput:
@@ -68,6 +70,8 @@ class RenderSpec:
             raise bad(f"delivery sample rate {self.sample_rate_hz} Hz is not one of 44100, 48000, 96000")
         if not 1 <= self.batch_windows <= 256:
             raise bad(f"batch of {self.batch_windows} windows is outside 1..256")
+        if self.proxy not in PROXY_FORMATS:
+            raise bad(f"proxy format {self.proxy!r} is not one of {', '.join(PROXY_FORMATS)}")
         if self.stems not in STEM_FORMATS:
             raise bad(f"stems format {self.stems!r} is not one of {', '.join(STEM_FORMATS)}")
 
@@ -90,7 +94,8 @@ class RenderSpec:
         unknown = set(params) - known
         if unknown:
             raise InvalidInput(f"unknown render parameters: {', '.join(sorted(unknown))}")
-        return cls(**params)  # type: ignore[arg-type]
+        # rows stored before the spec named its proxy were all rendered from the first format
+        return cls(**{"proxy": LEGACY_PROXY, **params})  # type: ignore[arg-type]
 
 
 def parse_window_range(text: str) -> tuple[float, float]:

@@ -332,7 +332,7 @@ def _compare_windows(rec: _Recorded, farm: Settings, report: ReproduceReport) ->
 def _reproduce_window(rec: _Recorded, spec: RenderSpec, store: BlobStore, input_path: Path, scratch: Path,
                       index: int, report: ReproduceReport) -> None:
     from render_farm.context import build_context
-    from render_farm.media.proxy import make_proxy
+    from render_farm.media.proxy import make_proxy_as
     from render_farm.steps.render import PlannedWindow, render_window_batch, latents_to_bytes
     from schedulers.inprocess import InProcessExecutor
 
@@ -345,9 +345,9 @@ def _reproduce_window(rec: _Recorded, spec: RenderSpec, store: BlobStore, input_
     plan = [PlannedWindow(w["id"], w["index"], w["start"], w["end"], *w["shot"]) for w in batch]
     ctx = build_context(Settings(data_dir=scratch / "farm"), InProcessExecutor(lambda: None),
                         scratch_dir=scratch / "work")
-    proxy = ctx.scratch_dir / "proxies" / f"{rec.input_sha256}.mp4"
+    proxy = ctx.scratch_dir / "proxies" / f"{rec.input_sha256}-{spec.proxy}.mp4"
     proxy.parent.mkdir(parents=True)
-    make_proxy(input_path, proxy)
+    make_proxy_as(input_path, proxy, spec.proxy)  # the format the job was planned on
     latents = render_window_batch(ctx, rec.job_id, spec, rec.seed, rec.input_sha256, plan,
                                   padded_frames=target["padded_frames"])
     mine = latents[[w["index"] for w in batch].index(index)]

@@ -5,7 +5,8 @@ at k / fps, VFR and rotation resolved), scaled so its short side is `short_side_
 never upscaled past the source), encoded with libx264 single-threaded, no B-frames, fixed GOP
 and bitexact flags, so the same source gives the same proxy bytes. Frame k has pts k / fps from 0,
 so decoding the proxy at fps — or at any rate dividing it, e.g. 8 fps from a 24 fps proxy — picks
-exactly the source frames decoding the master at that rate picks.
+exactly the source frames decoding the master at that rate picks. The CRF is the job's proxy
+format's (`proxy_formats`): compression artefacts in the proxy are what the sync path sees.
 """
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from render_farm.media.atomic import atomic_path
 from render_farm.media.frames import iter_frames
 from render_farm.media.inputs import describe_av_error
 from render_farm.media.probe import probe
+from render_farm.media.proxy_formats import CURRENT_PROXY, ProxyFormat, proxy_format
 from render_farm.timeline.latent_time import Number, exact
 
 log = logging.getLogger(__name__)
 
-PROXY_CRF = 26
 PROXY_PRESET = "veryfast"
 
 
@@ -53,8 +54,14 @@ def proxy_size(display_width: int, display_height: int, short_side_px: int) -> t
     return even(display_width * scale, display_width), even(display_height * scale, display_height)
 
 
-def make_proxy(src: str | os.PathLike[str], dst: str | os.PathLike[str], fps: Number = 24, short_side_px: int = 144) -> Proxy:
-    """Write the proxy of src to dst (an .mp4), atomically. Returns what was written."""
+def make_proxy(src: str | os.PathLike[str], dst: str | os.PathLike[str], fps: Number = 24, short_side_px: int = 144,
+               crf: int | None = None) -> Proxy:
+    """Write the proxy of src to dst (an .mp4), atomically. Returns what was written.
+
+    crf: libx264's constant rate factor (default: the current proxy format's)."""
+    crf = proxy_format(CURRENT_PROXY).crf if crf is None else crf
+    if not 0 <= crf <= 51:
+        raise InvalidInput(f"proxy crf {crf} is outside 0..51")
     src_path, dst_path = os.fspath(src), os.fspath(dst)
     if os.path.splitext(dst_path)[1].lower() not in (".mp4", ".m4v", ".mov"):
         raise InvalidInput(f"{dst_path}: a proxy is an .mp4 file")
@@ -74,7 +81,7 @@ def make_proxy(src: str | os.PathLike[str], dst: str | os.PathLike[str], fps: Nu
             stream.codec_context.gop_size = max(1, round(2 * rate))
             stream.codec_context.thread_count = 1
             stream.codec_context.options = {
-                "preset": PROXY_PRESET, "crf": str(PROXY_CRF), "bf": "0", "threads": "1", "flags": "+bitexact",
+                "preset": PROXY_PRESET, "crf": str(crf), "bf": "0", "threads": "1", "flags": "+bitexact",
                 "x264-params": "scenecut=0",
             }
             for frame in iter_frames(src_path, rate, (width, height)):
@@ -90,5 +97,11 @@ def make_proxy(src: str | os.PathLike[str], dst: str | os.PathLike[str], fps: Nu
             raise InvalidInput(f"{dst_path}: proxy encoding failed ({describe_av_error(exc)})") from exc
         finally:
             out.close()
-    log.info("proxy %s: %sx%s at %s fps, %s frames from %s", dst_path, width, height, rate, count, src_path)
+    log.info("proxy %s: %sx%s at %s fps crf %s, %s frames from %s", dst_path, width, height, rate, crf, count, src_path)
     return Proxy(dst_path, width, height, rate, count)
+
+
+def make_proxy_as(src: str | os.PathLike[str], dst: str | os.PathLike[str], fmt: str | ProxyFormat) -> Proxy:
+    """`make_proxy` in a named format (`proxy_formats.PROXY_FORMATS`): what ingest and reproduce call."""
+    f = proxy_format(fmt) if isinstance(fmt, str) else fmt
+    return make_proxy(src, dst, f.fps, f.short_side_px, crf=f.crf)

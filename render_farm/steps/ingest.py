@@ -13,7 +13,7 @@ from render_farm.context import StepContext
 from render_farm.inputs import materialize_input
 from render_farm.media.frames import iter_frames
 from render_farm.media.probe import probe
-from render_farm.media.proxy import make_proxy
+from render_farm.media.proxy import make_proxy_as
 from render_farm.models import model_for_spec
 from render_farm.spec import RenderSpec
 from render_farm.steps import STEP_RENDER
@@ -71,8 +71,8 @@ def _ingest(ctx: StepContext, job_id: str, input_uri: str, spec: RenderSpec, pri
     total = num_frames(info.duration_s, rate)
     ctx.report_progress(job_id, "proxy", 0, 1)
     proxy_path = work / "proxy.mp4"
-    make_proxy(src, proxy_path)
-    proxy = ctx.store.put_file(proxy_key(input_sha), proxy_path)
+    make_proxy_as(src, proxy_path, spec.proxy)
+    proxy = ctx.store.put_file(proxy_key(input_sha, spec.proxy), proxy_path)
     ctx.report_progress(job_id, "shots", 0, 1)
     cut_frames = detect_cuts((f.rgb for f in iter_frames(proxy_path, SHOT_FPS, SHOT_SIZE)), SHOT_FPS)
     cut_pictures = cut_pictures_by_latent_frame(cut_frames, SHOT_FPS, rate)  # latent frame -> shot's first picture

@@ -2,16 +2,14 @@
 turns a second, different result into a loud Conflict instead of a silent overwrite."""
 from __future__ import annotations
 
-PROXY_VERSION = "p1-24fps-144p"
-
-
 def input_key(sha256: str, filename: str) -> str:
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[-120:] or "input"
     return f"inputs/{sha256}/{safe}"
 
 
-def proxy_key(input_sha256: str) -> str:
-    return f"proxies/{input_sha256}/{PROXY_VERSION}.mp4"
+def proxy_key(input_sha256: str, proxy_format: str) -> str:
+    """The input's proxy in a named format (`media.proxy_formats`): formats never share a key."""
+    return f"proxies/{input_sha256}/{proxy_format}.mp4"
 
 
 def latents_key(job_id: str, window_index: int) -> str:

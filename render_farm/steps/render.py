@@ -157,10 +157,10 @@ def render_window_batch(ctx: StepContext, job_id: str, spec: RenderSpec, seed: i
     model = model_for_spec(spec)
     t_frames = time.perf_counter()
     assert input_sha is not None, f"job {job_id} has no input hash: ingest did not finish"
-    proxy = ctx.scratch_dir / "proxies" / f"{input_sha}.mp4"
+    proxy = ctx.scratch_dir / "proxies" / f"{input_sha}-{spec.proxy}.mp4"
     if not proxy.exists():
         proxy.parent.mkdir(parents=True, exist_ok=True)
-        ctx.store.get_file(proxy_key(input_sha), proxy)
+        ctx.store.get_file(proxy_key(input_sha, spec.proxy), proxy)
     from render_farm.media.probe import probe
 
     video_end_s = probe(proxy).duration_s

@@ -169,6 +169,32 @@ def test_reproduce_one_window_compares_latents(env: Rendered, capsys: pytest.Cap
     assert "max abs difference 0.25 over 1 of" in out and "first at (frame, channel) (1, 2)" in out
 
 
+def test_reproduce_makes_the_proxy_the_row_names(env: Rendered, capsys: pytest.CaptureFixture[str]) -> None:
+    """The proxy format is part of the record: a row naming the first format (as every row stored
+    before the spec named one does) is reproduced from that format's proxy, whose frames give other
+    latents than the proxy this job was rendered from."""
+    import sqlite3
+
+    from render_farm.media.proxy_formats import CURRENT_PROXY, LEGACY_PROXY
+
+    db = sqlite3.connect(env.data_dir / "foley.db")
+    (raw,) = db.execute("SELECT params FROM jobs WHERE id = ?", (env.job_id,)).fetchone()
+    params = json.loads(raw)
+    assert params["proxy"] == CURRENT_PROXY
+    old_row = {k: v for k, v in params.items() if k != "proxy"}
+    db.execute("UPDATE jobs SET params = ? WHERE id = ?", (json.dumps(old_row), env.job_id))
+    db.commit()
+    try:
+        code, out, err = foley(capsys, "audit", "reproduce", env.job_id, "--window", "0")
+    finally:
+        db.execute("UPDATE jobs SET params = ? WHERE id = ?", (raw, env.job_id))
+        db.commit()
+        db.close()
+    assert code == 5, out + err
+    assert "window 0 latents: differs" in out, out
+    assert LEGACY_PROXY != CURRENT_PROXY
+
+
 def test_reproduce_needs_the_recorded_input(env: Rendered, capsys: pytest.CaptureFixture[str]) -> None:
     moved = env.video.with_name("moved.mp4")
     env.video.rename(moved)

@@ -11,7 +11,9 @@ import pytest
 from render_farm.errors import InvalidInput, NotFound
 from render_farm.media.frames import frames_for_ranges, iter_frames, num_output_frames, to_upright_rgb
 from render_farm.media.probe import probe
-from render_farm.media.proxy import make_proxy, proxy_size
+from render_farm.media.proxy import make_proxy, make_proxy_as, proxy_size
+from render_farm.media.proxy_formats import CURRENT_PROXY, LEGACY_PROXY, PROXY_FORMATS, proxy_format
+from render_farm.steps.keys import proxy_key
 from tests.media_factory import frame_number, make_video
 
 CONTAINERS = [
@@ -242,6 +244,28 @@ def test_proxy_is_deterministic_and_atomic(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["p1.mp4", "p2.mp4", "s.mkv"]
     with pytest.raises(InvalidInput):
         make_proxy(made.path, tmp_path / "p.mkv")
+
+
+def test_proxy_formats_differ_in_fidelity_and_never_share_a_key(tmp_path):
+    """The current format is closer to the master than the first one (its artefacts read as motion
+    to the sync path), each named format is what make_proxy_as makes, and their store keys differ."""
+    made = make_video(tmp_path / "m.mp4", duration_s=2.0, size=(320, 180), codec="libx264")
+    old = make_proxy_as(made.path, tmp_path / "old.mp4", LEGACY_PROXY)
+    new = make_proxy_as(made.path, tmp_path / "new.mp4", CURRENT_PROXY)
+    f = proxy_format(LEGACY_PROXY)
+    again = make_proxy(made.path, tmp_path / "again.mp4", f.fps, f.short_side_px, crf=f.crf)
+    assert open(old.path, "rb").read() == open(again.path, "rb").read()
+
+    def error(path):
+        src = np.stack([x.rgb for x in iter_frames(made.path, 24, (96, 54))]).astype(np.float64)
+        prx = np.stack([x.rgb for x in iter_frames(path, 24, (96, 54))]).astype(np.float64)
+        return float(np.abs(src - prx).mean())
+
+    assert error(new.path) < error(old.path), f"{error(new.path)=} {error(old.path)=}"
+    assert os.path.getsize(new.path) > os.path.getsize(old.path)
+    assert len({proxy_key("ab" * 32, name) for name in PROXY_FORMATS}) == len(PROXY_FORMATS)
+    with pytest.raises(InvalidInput, match="crf"):
+        make_proxy(made.path, tmp_path / "bad.mp4", crf=80)
 
 
 def test_raw_h264_stream_without_headers(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from render_farm.errors import InvalidInput
+from render_farm.media.proxy_formats import CURRENT_PROXY, LEGACY_PROXY
 from render_farm.spec import RenderSpec, parse_window_range
 
 
@@ -28,6 +29,7 @@ def test_defaults_round_trip_through_params() -> None:
         ({"true_peak_dbtp": 3.0}, "true-peak"),
         ({"stems": "mp3"}, "stems"),
         ({"sample_rate_hz": 12345}, "sample rate"),
+        ({"proxy": "p9-lossless"}, "proxy format"),
     ],
 )
 def test_absurd_parameters_are_refused(kwargs: dict, fragment: str) -> None:
@@ -61,3 +63,12 @@ def test_candidates_default_to_the_model_and_stay_in_range() -> None:
     for bad in (0, -1, 17):
         with pytest.raises(InvalidInput, match="candidates"):
             RenderSpec(candidates=bad)
+
+
+def test_new_jobs_name_the_current_proxy_and_old_rows_the_first_one() -> None:
+    """A row stored before the spec named its proxy was rendered from the first format, so a
+    reproduction of it must make that proxy again, not today's."""
+    assert RenderSpec().proxy == CURRENT_PROXY != LEGACY_PROXY
+    old_row = {k: v for k, v in RenderSpec(seed=3).to_params().items() if k != "proxy"}
+    assert RenderSpec.from_params(old_row).proxy == LEGACY_PROXY
+    assert RenderSpec.from_params(RenderSpec(seed=3).to_params()).proxy == CURRENT_PROXY
