@@ -119,6 +119,12 @@ class JudgeConfig:
     # a matched pair costs this times its distance over the tolerance (1: a pair at the tolerance's edge
     # counts as nothing), so among candidates that agree on which sounds, the one closer to the picture wins
     offset_weight: float = 1.0
+    # choosing per segment (SamplingConfig.choose_per): `judge.plan_segments` picks a candidate per stretch
+    # between picture onsets at least segment_gap_s apart, at this cost (in score units) per change of
+    # candidate, and the latents cross-fade over segment_fade_frames latent frames at each join
+    segment_switch_cost: float = 0.25
+    segment_gap_s: float = 0.25
+    segment_fade_frames: int = 3
     target_sigma_frames: float = 0.8  # training target: a Gaussian bump per impact / beep onset
     pos_weight: float = 8.0
 
@@ -131,6 +137,10 @@ class SamplingConfig:
     # candidates sampled per window (one batch) from independent noises; the picture onset judge keeps
     # the one whose onsets agree best with the picture (1: no reranking, the caller's noise as is)
     candidates: int = 5
+    # "window": one candidate for the whole window; "segment": the judge keeps a candidate per stretch of the
+    # window between the picture's onsets and the latents cross-fade at the joins (`judge.plan_segments`;
+    # on fresh independent clips no better yet, bench/RESULTS.md session 12)
+    choose_per: str = "window"
 
 
 @dataclass(frozen=True)

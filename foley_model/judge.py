@@ -9,6 +9,10 @@ DiT's conditional distribution is right on average, but one draw adds or drops a
 So `FoleyModel.sample_candidates` samples a few candidates from independent noises in one batch and
 keeps, per window, the one whose onsets (`detect_onsets` on its Griffin-Lim mono audio) agree best
 with the judge's peaks (`candidate_score`). All of this is deterministic given the noises.
+
+One candidate rarely gets every sound of a busy window right, so with `choose_per="segment"` (opt-in:
+`SamplingConfig.choose_per`, `foley render --choose-per segment`) the window is cut between the picture's onsets, each stretch takes the candidate that agrees
+best there (`plan_segments`), and the latents cross-fade over a few frames at each join (`segment_weights`).
 """
 from __future__ import annotations
 
@@ -96,3 +100,56 @@ def choose(candidate_onsets: Sequence[Sequence[float]], picture_s: Sequence[floa
     """Index of the best-scoring candidate (the lowest index among equals, so candidate 0 wins ties)."""
     scores = [candidate_score(o, picture_s, cfg) for o in candidate_onsets]
     return int(np.argmax(scores))
+
+
+def plan_segments(candidate_onsets: Sequence[Sequence[float]], picture_s: Sequence[float], length_s: float,
+                  cfg: JudgeConfig) -> list[tuple[float, int]]:
+    """Choose a candidate per stretch of the window instead of one for all of it: -> [(start_s, k)], the first at 0.
+
+    The window is cut halfway between consecutive picture onsets at least `cfg.segment_gap_s` apart (so a
+    cut lies at least half that from any sound the picture shows and a matched pair never straddles it).
+    Each candidate gets `candidate_score` per segment on the onsets inside it; a dynamic programme keeps
+    the best total less `cfg.segment_switch_cost` per change of candidate (lowest index among equals, so a
+    huge cost gives `choose`'s answer). Pure."""
+    n = len(candidate_onsets)
+    pic = np.sort(np.asarray(picture_s, dtype=np.float64))
+    cuts = [0.0] + [float(a + b) / 2 for a, b in zip(pic[:-1], pic[1:]) if b - a >= cfg.segment_gap_s]
+    edges = [*cuts, max(float(length_s), cuts[-1]) + 1e9]
+    ons = [np.asarray(o, dtype=np.float64) for o in candidate_onsets]
+    score = np.array([[candidate_score(o[(o >= a) & (o < b)].tolist(), pic[(pic >= a) & (pic < b)].tolist(), cfg)
+                       for o in ons] for a, b in zip(edges[:-1], edges[1:])])  # (S, N)
+    S, cost = len(cuts), cfg.segment_switch_cost
+    best, back = score[0].copy(), np.zeros((S, n), dtype=np.int64)
+    for s in range(1, S):
+        stay = best  # (N,) ending segment s-1 on candidate k, staying on k
+        j = int(np.argmax(best))  # the best one to switch from
+        switch = best[j] - cost
+        back[s] = np.where(stay >= switch, np.arange(n), j)
+        best = np.maximum(stay, switch) + score[s]
+    k = int(np.argmax(best))
+    path = [k]
+    for s in range(S - 1, 0, -1):
+        k = int(back[s, k])
+        path.append(k)
+    path.reverse()
+    merged: list[tuple[float, int]] = []
+    for start, k in zip(cuts, path):
+        if not merged or merged[-1][1] != k:
+            merged.append((start, k))
+    return merged
+
+
+def segment_weights(segments: Sequence[tuple[float, int]], n_candidates: int, num_frames: int, rate_hz: float,
+                    fade_frames: int) -> np.ndarray:
+    """Per-frame blend weights (N, T) for `plan_segments`' choice at `rate_hz`: one-hot by segment, each join
+    a linear crossfade over `fade_frames` frames centred on the cut. Every column sums to 1."""
+    times = (np.arange(num_frames) + 0.5) / rate_hz
+    starts = np.array([s for s, _ in segments])
+    which = np.array([k for _, k in segments])[np.searchsorted(starts, times, side="right") - 1]
+    w = np.zeros((n_candidates, num_frames))
+    w[which, np.arange(num_frames)] = 1.0
+    if fade_frames > 1 and len(segments) > 1:
+        pad = fade_frames // 2
+        padded = np.pad(w, ((0, 0), (pad, fade_frames - 1 - pad)), mode="edge")
+        w = np.stack([np.convolve(r, np.ones(fade_frames) / fade_frames, mode="valid") for r in padded])
+    return w

@@ -23,7 +23,7 @@ from .encoders import (FeatureAdapter, FrameCNN, HashedTextEncoder, frames_to_fl
                        resample_by_time)
 from .evaluation.onsets import detect_onsets
 from .flow_matching import FlowMatching, Velocity
-from .judge import PictureOnsetJudge, choose, peak_frames
+from .judge import PictureOnsetJudge, choose, peak_frames, plan_segments, segment_weights
 from .mel import MelSpectrogram
 from .mmdit import MMDiT, sinusoidal
 from .shots import shot_starts
@@ -309,18 +309,24 @@ class FoleyModel(nn.Module):
                           cfg_scale: float | None = None, negative_prompt: Sequence[str] | None = None,
                           method: str | None = None,
                           bind: Callable[[tuple[torch.Tensor, ...]], Velocity] | None = None,
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+                          choose_per: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample N candidates per window from noises (N, B, T, C) in ONE batch and keep, per window, the one
         the picture onset judge prefers (`foley_model.judge`): -> latents (B, T, C), chosen index (B,).
 
         With one candidate, or without a judge (the conditions carry no onset_prob), this is
-        `sample_latents` on noises[0]. Candidate 0 wins ties."""
+        `sample_latents` on noises[0]. Candidate 0 wins ties. choose_per "segment" (default: the config's
+        `sampling.choose_per`, "window") blends a candidate per stretch of the window (`compose_candidates`) and returns,
+        per window, the candidate that covers most of it."""
         N, B, T, C = noises.shape
         assert (B, T) == tuple(cond.latent_mask.shape), f"{noises.shape=} {cond.latent_mask.shape=}"
         if N == 1 or cond.onset_prob is None:
             lat = self.sample_latents(cond, noises[0], steps, cfg_scale, negative_prompt, method, bind)
             return lat, torch.zeros(B, dtype=torch.long)
         lat = self.sample_each(cond, noises, steps, cfg_scale, negative_prompt, method, bind)
+        choose_per = choose_per or self.cfg.sampling.choose_per
+        assert choose_per in ("window", "segment"), f"{choose_per=}"
+        if choose_per == "segment":
+            return self.compose_candidates(lat, cond)
         chosen = self.choose_candidates(lat, cond)
         return lat[chosen, torch.arange(B, device=lat.device)], chosen.cpu()
 
@@ -344,19 +350,40 @@ class FoleyModel(nn.Module):
 
         A candidate's onsets are `detect_onsets` on its mono mel through Griffin-Lim (the weight-free
         vocoder, whatever the delivery vocoder is), over the window's real frames only."""
+        out = torch.zeros(latents.shape[1], dtype=torch.long)
+        for b, (onsets, picture, _) in enumerate(self._candidate_onsets(latents, cond)):
+            out[b] = choose(onsets, picture, self.cfg.judge)
+        return out
+
+    @torch.no_grad()
+    def compose_candidates(self, latents: torch.Tensor, cond: Conditions) -> tuple[torch.Tensor, torch.Tensor]:
+        """latents (N, B, T, C) -> (B, T, C) blended per stretch of each window (`judge.plan_segments`), and
+        (B,) the candidate that covers most of each window's frames."""
+        N, B, T, C = latents.shape
+        jc, rate = self.cfg.judge, self.cfg.latent_rate_hz
+        out, main = torch.zeros(B, T, C, dtype=latents.dtype, device=latents.device), torch.zeros(B, dtype=torch.long)
+        for b, (onsets, picture, real) in enumerate(self._candidate_onsets(latents, cond)):
+            segments = plan_segments(onsets, picture, real / rate, jc)
+            w = torch.from_numpy(segment_weights(segments, N, T, rate, jc.segment_fade_frames))  # (N, T)
+            out[b] = (w.to(latents)[..., None] * latents[:, b]).sum(0)  # (T, C)
+            main[b] = int(w[:, :real].sum(1).argmax())
+        return out * cond.latent_mask[..., None], main
+
+    @torch.no_grad()
+    def _candidate_onsets(self, latents: torch.Tensor, cond: Conditions) -> list[tuple[list, np.ndarray, int]]:
+        """Per window: (each candidate's onsets, the picture's onsets, real latent frames), in seconds."""
         N, B, T, C = latents.shape
         jc, sr, mel_rate = self.cfg.judge, self.cfg.audio.sample_rate_hz, self.cfg.audio.mel_rate_hz
         wave = self.vocode(self.decode_mel(latents.reshape(N * B, T, C)), "griffin_lim")
         wave = wave.reshape(N, B, -1).float().cpu().numpy()
         prob = cond.onset_prob.float().cpu().numpy()  # (B, 2T)
         real = cond.latent_mask.sum(1).cpu().tolist()
-        out = torch.zeros(B, dtype=torch.long)
+        out = []
         for b in range(B):
             n_mel = 2 * int(real[b])
             picture = peak_frames(prob[b, :n_mel], jc.threshold, jc.min_gap_frames) / mel_rate
             n = int(real[b]) * self.cfg.samples_per_latent
-            onsets = [detect_onsets(wave[k, b, :n], sr) for k in range(N)]
-            out[b] = choose(onsets, picture, jc)
+            out.append(([detect_onsets(wave[k, b, :n], sr) for k in range(N)], picture, int(real[b])))
         return out
 
     # ---------------------------------------------------------------- decoding

@@ -171,7 +171,8 @@ class ModelHandle:
             timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t0
             t0 = time.perf_counter()
         lat = rt.model.sample_candidates(cond, noise.to(rt.device), steps=spec.steps, cfg_scale=spec.cfg_scale,
-                                         negative_prompt=negative, bind=rt.bind)[0].cpu()
+                                         negative_prompt=negative, bind=rt.bind,
+                                         choose_per=spec.choose_per)[0].cpu()
         if timings is not None:
             timings["dit"] = timings.get("dit", 0.0) + time.perf_counter() - t0
         cues = cond.cues.cpu()  # (B, 2 cols, 2T)

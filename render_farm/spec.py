@@ -14,6 +14,9 @@ from render_farm.media.proxy_formats import CURRENT_PROXY, LEGACY_PROXY, PROXY_F
 STEM_FORMATS = ("wav", "flac", "none")
 MAX_SEED = 2**63 - 1
 MAX_CANDIDATES = 16
+# how the picture onset judge picks among candidates: one for each window (every job before the field
+# existed), or one per stretch between the picture's onsets (`foley_model.judge.plan_segments`)
+CHOICES = ("window", "segment")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class RenderSpec:
     stems: str = "wav"
     batch_windows: int = 4  # windows rendered together; part of the plan, so part of the result
     proxy: str = CURRENT_PROXY  # the proxy format the sync path reads (`media.proxy_formats`)
+    choose_per: str = "window"  # one of CHOICES
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> InvalidInput:
@@ -72,6 +76,8 @@ class RenderSpec:
             raise bad(f"batch of {self.batch_windows} windows is outside 1..256")
         if self.proxy not in PROXY_FORMATS:
             raise bad(f"proxy format {self.proxy!r} is not one of {', '.join(PROXY_FORMATS)}")
+        if self.choose_per not in CHOICES:
+            raise bad(f"candidate choice {self.choose_per!r} is not one of {', '.join(CHOICES)}")
         if self.stems not in STEM_FORMATS:
             raise bad(f"stems format {self.stems!r} is not one of {', '.join(STEM_FORMATS)}")
 
@@ -94,8 +100,9 @@ class RenderSpec:
         unknown = set(params) - known
         if unknown:
             raise InvalidInput(f"unknown render parameters: {', '.join(sorted(unknown))}")
-        # rows stored before the spec named its proxy were all rendered from the first format
-        return cls(**{"proxy": LEGACY_PROXY, **params})  # type: ignore[arg-type]
+        # rows stored before the spec named its proxy were all rendered from the first format, and rows
+        # stored before it named the candidate choice chose one candidate a window (still the default)
+        return cls(**{"proxy": LEGACY_PROXY, "choose_per": "window", **params})  # type: ignore[arg-type]
 
 
 def parse_window_range(text: str) -> tuple[float, float]:

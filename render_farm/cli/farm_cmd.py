@@ -16,7 +16,7 @@ import click
 
 from render_farm.config import DTYPES, ENGINES, InferenceConfig, Settings
 from render_farm.media.proxy_formats import CURRENT_PROXY, PROXY_FORMATS
-from render_farm.spec import RenderSpec, parse_window_range
+from render_farm.spec import CHOICES, RenderSpec, parse_window_range
 from storage.errors import FoleyError, InvalidInput
 from storage.models import JobState, Priority
 
@@ -53,6 +53,8 @@ def spec_options(func):
         click.option("--batch", "batch_windows", type=int, default=4, show_default=True, help="Windows per batch."),
         click.option("--proxy", type=click.Choice(list(PROXY_FORMATS)), default=CURRENT_PROXY, show_default=True,
                      help="Proxy format the sync path reads."),
+        click.option("--choose-per", type=click.Choice(list(CHOICES)), default="window", show_default=True,
+                     help="The picture onset judge keeps one candidate per window, or one per stretch between onsets."),
         click.option("--project", default="default", show_default=True),
     ]
     for option in reversed(options):
@@ -62,11 +64,12 @@ def spec_options(func):
 
 def _spec(prompt: str, negative_prompt: str, seed: int, steps: int | None, cfg_scale: float | None,
           candidates: int | None, model: str, window_s: str | None, overlap_s: float | None, loudness: float,
-          stems: str, batch_windows: int, proxy: str) -> RenderSpec:
+          stems: str, batch_windows: int, proxy: str, choose_per: str) -> RenderSpec:
     wmin, wmax = parse_window_range(window_s) if window_s else (None, None)
     return RenderSpec(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=steps, cfg_scale=cfg_scale,
                       candidates=candidates, model=model, window_min_s=wmin, window_max_s=wmax, overlap_s=overlap_s,
-                      loudness_lufs=loudness, stems=stems, batch_windows=batch_windows, proxy=proxy)
+                      loudness_lufs=loudness, stems=stems, batch_windows=batch_windows, proxy=proxy,
+                      choose_per=choose_per)
 
 
 def _progress(status: dict[str, Any]) -> None:

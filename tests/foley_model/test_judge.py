@@ -9,7 +9,8 @@ import torch
 from foley_model.checkpoint import load_checkpoint, read_card, save_checkpoint
 from foley_model.configs import JudgeConfig, get_config
 from foley_model.data import _area_resize_uint8
-from foley_model.judge import PictureOnsetJudge, candidate_score, choose, onset_targets, peak_frames
+from foley_model.judge import (PictureOnsetJudge, candidate_score, choose, onset_targets, peak_frames, plan_segments,
+                               segment_weights)
 from foley_model.model import FoleyModel
 from foley_model.toyworld import GenStyle, clip_seed, make_clip
 from foley_model.train import Trainer, train
@@ -95,7 +96,7 @@ def test_sampling_candidates_keeps_one_each_window_would_get_alone(tiny_model):
     cond = m.prepare_conditions(frames, ["a knock", ""], [0.2, 0.2], [2.0, 2.0], frames_start_s=[0.0, 0.0])
     assert cond.onset_prob.shape == (B, 2 * T) and float(cond.onset_prob.min()) >= 0
     noises = torch.randn(3, B, T, C, generator=torch.Generator().manual_seed(1))
-    lat, chosen = m.sample_candidates(cond, noises, steps=3)
+    lat, chosen = m.sample_candidates(cond, noises, steps=3, choose_per="window")
     assert lat.shape == (B, T, C) and chosen.shape == (B,)
     for b in range(B):
         alone = m.sample_latents(cond, noises[:, b][int(chosen[b])][None].expand(B, T, C).clone(), steps=3)[b]
@@ -105,6 +106,45 @@ def test_sampling_candidates_keeps_one_each_window_would_get_alone(tiny_model):
     assert torch.equal(again, chosen)
     one, idx = m.sample_candidates(cond, noises[:1], steps=3)
     assert torch.equal(one, m.sample_latents(cond, noises[0], steps=3)) and idx.tolist() == [0, 0]
+
+
+def test_segments_take_each_stretch_from_the_candidate_that_got_it_right():
+    cfg = dataclasses.replace(CFG, segment_switch_cost=0.5, segment_gap_s=0.4)
+    picture = [0.5, 1.5, 2.5, 3.5]
+    a = [0.5, 1.5, 3.0]  # right in the first half, a sound the picture does not show at 3.0
+    b = [1.0, 2.5, 3.5]  # a sound at 1.0 the picture does not show, right in the second half
+    assert plan_segments([a, b], picture, 4.0, cfg) == [(0.0, 0), (2.0, 1)]  # cut halfway between 1.5 and 2.5
+    # with a cost above the gain, or onsets closer than the gap, it is one candidate for the window: `choose`'s
+    c = [0.5, 1.5, 2.5]
+    for cost in (1e9, 50.0):
+        assert plan_segments([a, b, c], picture, 4.0, dataclasses.replace(cfg, segment_switch_cost=cost)) == [
+            (0.0, choose([a, b, c], picture, cfg))]
+    assert plan_segments([a, b], [0.5, 0.8], 4.0, cfg) == [(0.0, choose([a, b], [0.5, 0.8], cfg))]
+    assert plan_segments([a, b], [], 4.0, cfg) == [(0.0, 0)]  # no picture onsets: fewest sounds wins (ties: 0)
+
+
+def test_segment_weights_cross_fade_at_the_cut_and_sum_to_one():
+    w = segment_weights([(0.0, 0), (1.0, 2)], 3, 20, 10.0, 3)  # cut at frame 10 (frame centres at .05, .15, ...)
+    assert w.shape == (3, 20) and np.allclose(w.sum(0), 1.0) and not w[1].any()
+    assert w[0, :9].tolist() == [1.0] * 9 and w[2, 11:].tolist() == [1.0] * 9
+    assert np.allclose(w[:, 9], [2 / 3, 0, 1 / 3]) and np.allclose(w[:, 10], [1 / 3, 0, 2 / 3])
+    assert np.array_equal(segment_weights([(0.0, 1)], 3, 5, 10.0, 3), np.eye(3)[[1] * 5].T)
+
+
+def test_composing_candidates_blends_the_planned_segments(tiny_model):
+    m = tiny_model
+    B, T, C = 2, m.cfg.latent_frames(3.0), m.cfg.vae.latent_channels
+    frames = torch.randint(0, 255, (B, 90, 32, 32, 3), dtype=torch.uint8)
+    cond = m.prepare_conditions(frames, ["a knock", ""], [0.2, 0.2], [3.0, 3.0], frames_start_s=[0.0, 0.0])
+    noises = torch.randn(3, B, T, C, generator=torch.Generator().manual_seed(2))
+    assert m.cfg.sampling.choose_per == "window"  # per segment is opt-in
+    lat, main = m.sample_candidates(cond, noises, steps=3, choose_per="segment")
+    each = m.sample_each(cond, noises, steps=3)
+    for b, (onsets, picture, real) in enumerate(m._candidate_onsets(each, cond)):
+        w = segment_weights(plan_segments(onsets, picture, real / m.cfg.latent_rate_hz, m.cfg.judge), 3, T,
+                            m.cfg.latent_rate_hz, m.cfg.judge.segment_fade_frames)
+        expect = (torch.from_numpy(w).float()[..., None] * each[:, b]).sum(0)
+        assert torch.allclose(lat[b], expect, atol=1e-5) and int(main[b]) == int(w.sum(1).argmax())
 
 
 def test_the_judge_stage_trains_the_judge_alone_from_a_checkpoint(tmp_path):

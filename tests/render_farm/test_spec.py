@@ -30,6 +30,7 @@ def test_defaults_round_trip_through_params() -> None:
         ({"stems": "mp3"}, "stems"),
         ({"sample_rate_hz": 12345}, "sample rate"),
         ({"proxy": "p9-lossless"}, "proxy format"),
+        ({"choose_per": "clip"}, "candidate choice"),
     ],
 )
 def test_absurd_parameters_are_refused(kwargs: dict, fragment: str) -> None:
@@ -72,3 +73,13 @@ def test_new_jobs_name_the_current_proxy_and_old_rows_the_first_one() -> None:
     old_row = {k: v for k, v in RenderSpec(seed=3).to_params().items() if k != "proxy"}
     assert RenderSpec.from_params(old_row).proxy == LEGACY_PROXY
     assert RenderSpec.from_params(RenderSpec(seed=3).to_params()).proxy == CURRENT_PROXY
+
+
+def test_old_rows_choose_candidates_per_window() -> None:
+    """Rows stored before the spec named the candidate choice kept one candidate a window; reproducing
+    one must choose that way again, whatever the default becomes."""
+    assert RenderSpec().choose_per == "window"
+    old_row = {k: v for k, v in RenderSpec(seed=3).to_params().items() if k not in ("proxy", "choose_per")}
+    assert RenderSpec.from_params(old_row).choose_per == "window"
+    assert RenderSpec.from_params(RenderSpec(seed=3, choose_per="window").to_params()).choose_per == "window"
+    assert RenderSpec.from_params(RenderSpec(seed=3, choose_per="segment").to_params()).choose_per == "segment"
