@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=None, help="passed to foley render (default: the model's)")
     ap.add_argument("--proxy", default=None, help="passed to foley render: a proxy format (default: the current one)")
     ap.add_argument("--cfg", type=float, default=None, help="passed to foley render: guidance scale (default: the model's)")
-    ap.add_argument("--choose-per", default=None, choices=["window", "segment"],
+    ap.add_argument("--choose-per", default=None,
                     help="passed to foley render: how the judge picks among candidates (default: the current way)")
     ap.add_argument("--control", choices=["none", "blank"], default="none")
     ap.add_argument("--keep", action="store_true", help="keep the videos and renders under WORK")
@@ -99,13 +99,13 @@ def main() -> None:
         blank_videos = [write_clip(c, work / "blank", n, draw_objects=False, with_truth=False)
                         for c, n in zip(clips, names)] if blanks else []
         print(f"generated {len(clips)} clips, {audio_s:.1f} s of audio, in {time.perf_counter() - t0:.1f} s")
-        wall["model"] = render(args.foley, videos, work / "out", args.model, args.candidates, env, args.proxy, args.cfg,
-                               args.choose_per)
+        wall["model"] = render(args.foley, videos, work / "out", args.model, args.candidates, env, args.proxy,
+                               args.cfg, args.choose_per)
         print(f"foley render: {wall['model']:.1f} s wall for {audio_s:.1f} s of audio "
               f"({audio_s / wall['model']:.2f}x real time)")
         if blanks:
-            wall["blank"] = render(args.foley, blank_videos, work / "out_blank", args.model, args.candidates, env, args.proxy, args.cfg,
-                               args.choose_per)
+            wall["blank"] = render(args.foley, blank_videos, work / "out_blank", args.model, args.candidates, env,
+                                   args.proxy, args.cfg, args.choose_per)
             print(f"foley render (blank control): {wall['blank']:.1f} s wall")
 
     per_clip = []

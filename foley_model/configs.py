@@ -129,6 +129,11 @@ class JudgeConfig:
     pos_weight: float = 8.0
 
 
+# how `FoleyModel.sample_candidates` picks among candidates: one for each window, or one per stretch
+# between the picture's onsets (`judge.plan_segments`)
+CHOICES = ("window", "segment")
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     steps: int = 10

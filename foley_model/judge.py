@@ -11,8 +11,9 @@ keeps, per window, the one whose onsets (`detect_onsets` on its Griffin-Lim mono
 with the judge's peaks (`candidate_score`). All of this is deterministic given the noises.
 
 One candidate rarely gets every sound of a busy window right, so with `choose_per="segment"` (opt-in:
-`SamplingConfig.choose_per`, `foley render --choose-per segment`) the window is cut between the picture's onsets, each stretch takes the candidate that agrees
-best there (`plan_segments`), and the latents cross-fade over a few frames at each join (`segment_weights`).
+`SamplingConfig.choose_per`, `foley render --choose-per segment`) the window is cut between the picture's
+onsets, each stretch takes the candidate that agrees best there (`plan_segments`), and the latents
+cross-fade over a few frames at each join (`segment_weights`).
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ def choose(candidate_onsets: Sequence[Sequence[float]], picture_s: Sequence[floa
     return int(np.argmax(scores))
 
 
-def plan_segments(candidate_onsets: Sequence[Sequence[float]], picture_s: Sequence[float], length_s: float,
+def plan_segments(candidate_onsets: Sequence[Sequence[float]], picture_s: Sequence[float],
                   cfg: JudgeConfig) -> list[tuple[float, int]]:
     """Choose a candidate per stretch of the window instead of one for all of it: -> [(start_s, k)], the first at 0.
 
@@ -114,7 +115,7 @@ def plan_segments(candidate_onsets: Sequence[Sequence[float]], picture_s: Sequen
     n = len(candidate_onsets)
     pic = np.sort(np.asarray(picture_s, dtype=np.float64))
     cuts = [0.0] + [float(a + b) / 2 for a, b in zip(pic[:-1], pic[1:]) if b - a >= cfg.segment_gap_s]
-    edges = [*cuts, max(float(length_s), cuts[-1]) + 1e9]
+    edges = [*cuts, np.inf]
     ons = [np.asarray(o, dtype=np.float64) for o in candidate_onsets]
     score = np.array([[candidate_score(o[(o >= a) & (o < b)].tolist(), pic[(pic >= a) & (pic < b)].tolist(), cfg)
                        for o in ons] for a, b in zip(edges[:-1], edges[1:])])  # (S, N)

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .configs import ModelConfig
+from .configs import CHOICES, ModelConfig
 from .encoders import (FeatureAdapter, FrameCNN, HashedTextEncoder, frames_to_float, position_cues,
                        resample_by_time)
 from .evaluation.onsets import detect_onsets
@@ -315,8 +315,8 @@ class FoleyModel(nn.Module):
 
         With one candidate, or without a judge (the conditions carry no onset_prob), this is
         `sample_latents` on noises[0]. Candidate 0 wins ties. choose_per "segment" (default: the config's
-        `sampling.choose_per`, "window") blends a candidate per stretch of the window (`compose_candidates`) and returns,
-        per window, the candidate that covers most of it."""
+        `sampling.choose_per`, "window") blends a candidate per stretch of the window (`compose_candidates`)
+        and returns, per window, the candidate that covers most of it."""
         N, B, T, C = noises.shape
         assert (B, T) == tuple(cond.latent_mask.shape), f"{noises.shape=} {cond.latent_mask.shape=}"
         if N == 1 or cond.onset_prob is None:
@@ -324,7 +324,7 @@ class FoleyModel(nn.Module):
             return lat, torch.zeros(B, dtype=torch.long)
         lat = self.sample_each(cond, noises, steps, cfg_scale, negative_prompt, method, bind)
         choose_per = choose_per or self.cfg.sampling.choose_per
-        assert choose_per in ("window", "segment"), f"{choose_per=}"
+        assert choose_per in CHOICES, f"{choose_per=}"
         if choose_per == "segment":
             return self.compose_candidates(lat, cond)
         chosen = self.choose_candidates(lat, cond)
@@ -363,7 +363,7 @@ class FoleyModel(nn.Module):
         jc, rate = self.cfg.judge, self.cfg.latent_rate_hz
         out, main = torch.zeros(B, T, C, dtype=latents.dtype, device=latents.device), torch.zeros(B, dtype=torch.long)
         for b, (onsets, picture, real) in enumerate(self._candidate_onsets(latents, cond)):
-            segments = plan_segments(onsets, picture, real / rate, jc)
+            segments = plan_segments(onsets, picture, jc)
             w = torch.from_numpy(segment_weights(segments, N, T, rate, jc.segment_fade_frames))  # (N, T)
             out[b] = (w.to(latents)[..., None] * latents[:, b]).sum(0)  # (T, C)
             main[b] = int(w[:, :real].sum(1).argmax())

@@ -8,15 +8,15 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from foley_model.configs import CHOICES
 from render_farm.errors import InvalidInput
 from render_farm.media.proxy_formats import CURRENT_PROXY, LEGACY_PROXY, PROXY_FORMATS
 
 STEM_FORMATS = ("wav", "flac", "none")
 MAX_SEED = 2**63 - 1
 MAX_CANDIDATES = 16
-# how the picture onset judge picks among candidates: one for each window (every job before the field
-# existed), or one per stretch between the picture's onsets (`foley_model.judge.plan_segments`)
-CHOICES = ("window", "segment")
+CURRENT_CHOICE = "window"  # how the picture onset judge picks among candidates (`foley_model.configs.CHOICES`)
+LEGACY_CHOICE = "window"  # what every job stored before the spec named the choice did
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class RenderSpec:
     stems: str = "wav"
     batch_windows: int = 4  # windows rendered together; part of the plan, so part of the result
     proxy: str = CURRENT_PROXY  # the proxy format the sync path reads (`media.proxy_formats`)
-    choose_per: str = "window"  # one of CHOICES
+    choose_per: str = CURRENT_CHOICE  # one of foley_model.configs.CHOICES
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> InvalidInput:
@@ -101,8 +101,8 @@ class RenderSpec:
         if unknown:
             raise InvalidInput(f"unknown render parameters: {', '.join(sorted(unknown))}")
         # rows stored before the spec named its proxy were all rendered from the first format, and rows
-        # stored before it named the candidate choice chose one candidate a window (still the default)
-        return cls(**{"proxy": LEGACY_PROXY, "choose_per": "window", **params})  # type: ignore[arg-type]
+        # stored before it named the candidate choice chose one candidate a window
+        return cls(**{"proxy": LEGACY_PROXY, "choose_per": LEGACY_CHOICE, **params})  # type: ignore[arg-type]
 
 
 def parse_window_range(text: str) -> tuple[float, float]:

@@ -16,7 +16,8 @@ import click
 
 from render_farm.config import DTYPES, ENGINES, InferenceConfig, Settings
 from render_farm.media.proxy_formats import CURRENT_PROXY, PROXY_FORMATS
-from render_farm.spec import CHOICES, RenderSpec, parse_window_range
+from foley_model.configs import CHOICES
+from render_farm.spec import CURRENT_CHOICE, RenderSpec, parse_window_range
 from storage.errors import FoleyError, InvalidInput
 from storage.models import JobState, Priority
 
@@ -53,7 +54,7 @@ def spec_options(func):
         click.option("--batch", "batch_windows", type=int, default=4, show_default=True, help="Windows per batch."),
         click.option("--proxy", type=click.Choice(list(PROXY_FORMATS)), default=CURRENT_PROXY, show_default=True,
                      help="Proxy format the sync path reads."),
-        click.option("--choose-per", type=click.Choice(list(CHOICES)), default="window", show_default=True,
+        click.option("--choose-per", type=click.Choice(list(CHOICES)), default=CURRENT_CHOICE, show_default=True,
                      help="The picture onset judge keeps one candidate per window, or one per stretch between onsets."),
         click.option("--project", default="default", show_default=True),
     ]

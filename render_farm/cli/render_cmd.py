@@ -8,7 +8,8 @@ import click
 from render_farm.config import DTYPES, ENGINES, InferenceConfig, Settings
 from render_farm.media.proxy_formats import CURRENT_PROXY, PROXY_FORMATS
 from render_farm.local_render import plan_outputs, render_files, write_report
-from render_farm.spec import CHOICES, RenderSpec, parse_window_range
+from foley_model.configs import CHOICES
+from render_farm.spec import CURRENT_CHOICE, RenderSpec, parse_window_range
 
 
 @click.command("render")
@@ -30,7 +31,7 @@ from render_farm.spec import CHOICES, RenderSpec, parse_window_range
 @click.option("--batch", "batch_windows", type=int, default=4, show_default=True, help="Windows per batch.")
 @click.option("--proxy", type=click.Choice(list(PROXY_FORMATS)), default=CURRENT_PROXY, show_default=True,
               help="Proxy format the sync path reads (an older one renders as jobs before it did).")
-@click.option("--choose-per", type=click.Choice(list(CHOICES)), default="window", show_default=True,
+@click.option("--choose-per", type=click.Choice(list(CHOICES)), default=CURRENT_CHOICE, show_default=True,
               help="The picture onset judge keeps one candidate per window, or one per stretch between the "
                    "picture's onsets (latents cross-faded at the joins).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON report.")

@@ -113,14 +113,14 @@ def test_segments_take_each_stretch_from_the_candidate_that_got_it_right():
     picture = [0.5, 1.5, 2.5, 3.5]
     a = [0.5, 1.5, 3.0]  # right in the first half, a sound the picture does not show at 3.0
     b = [1.0, 2.5, 3.5]  # a sound at 1.0 the picture does not show, right in the second half
-    assert plan_segments([a, b], picture, 4.0, cfg) == [(0.0, 0), (2.0, 1)]  # cut halfway between 1.5 and 2.5
+    assert plan_segments([a, b], picture, cfg) == [(0.0, 0), (2.0, 1)]  # cut halfway between 1.5 and 2.5
     # with a cost above the gain, or onsets closer than the gap, it is one candidate for the window: `choose`'s
     c = [0.5, 1.5, 2.5]
     for cost in (1e9, 50.0):
-        assert plan_segments([a, b, c], picture, 4.0, dataclasses.replace(cfg, segment_switch_cost=cost)) == [
+        assert plan_segments([a, b, c], picture, dataclasses.replace(cfg, segment_switch_cost=cost)) == [
             (0.0, choose([a, b, c], picture, cfg))]
-    assert plan_segments([a, b], [0.5, 0.8], 4.0, cfg) == [(0.0, choose([a, b], [0.5, 0.8], cfg))]
-    assert plan_segments([a, b], [], 4.0, cfg) == [(0.0, 0)]  # no picture onsets: fewest sounds wins (ties: 0)
+    assert plan_segments([a, b], [0.5, 0.8], cfg) == [(0.0, choose([a, b], [0.5, 0.8], cfg))]
+    assert plan_segments([a, b], [], cfg) == [(0.0, 0)]  # no picture onsets: fewest sounds wins (ties: 0)
 
 
 def test_segment_weights_cross_fade_at_the_cut_and_sum_to_one():
@@ -141,7 +141,7 @@ def test_composing_candidates_blends_the_planned_segments(tiny_model):
     lat, main = m.sample_candidates(cond, noises, steps=3, choose_per="segment")
     each = m.sample_each(cond, noises, steps=3)
     for b, (onsets, picture, real) in enumerate(m._candidate_onsets(each, cond)):
-        w = segment_weights(plan_segments(onsets, picture, real / m.cfg.latent_rate_hz, m.cfg.judge), 3, T,
+        w = segment_weights(plan_segments(onsets, picture, m.cfg.judge), 3, T,
                             m.cfg.latent_rate_hz, m.cfg.judge.segment_fade_frames)
         expect = (torch.from_numpy(w).float()[..., None] * each[:, b]).sum(0)
         assert torch.allclose(lat[b], expect, atol=1e-5) and int(main[b]) == int(w.sum(1).argmax())
