@@ -127,6 +127,9 @@ class JudgeConfig:
     segment_fade_frames: int = 3
     target_sigma_frames: float = 0.8  # training target: a Gaussian bump per impact / beep onset
     pos_weight: float = 8.0
+    # the judge's onset probability also joins the DiT's sync path as a cue (`FoleyModel.cue_in`, learned in
+    # the `cue` training stage with the frame encoder and the judge frozen); configs written before it: False
+    cue: bool = True
 
 
 # how `FoleyModel.sample_candidates` picks among candidates: one for each window, or one per stretch
@@ -158,6 +161,7 @@ class TrainConfig:
     p_drop_sync: float = 0.1  # sync path only
     p_drop_both: float = 0.1  # both video paths
     p_drop_text: float = 0.1
+    p_drop_cue: float = 0.2  # cue stage: the judge's cue alone withheld, so the DiT still hears what it misses
     # auxiliary sync loss: a small head on the per-latent-frame sync features predicts the clean
     # latents and the mel onset strength of the same frame (audio-visual sync pretraining in the
     # small: the frame encoder gets a direct timing gradient, not only the diffusion loss's); 0 = off
@@ -173,7 +177,7 @@ class TrainConfig:
     # (decoder is opt-in: its share only counts when a run names it with --stage)
     stage_fractions: tuple[tuple[str, float], ...] = (("vae", 8 / 50), ("dit", 36 / 50), ("stereo", 3.5 / 50),
                                                        ("vocoder", 2.5 / 50), ("decoder", 4 / 50),
-                                                       ("judge", 4 / 50))
+                                                       ("judge", 4 / 50), ("cue", 4 / 50))
 
 
 @dataclass(frozen=True)
@@ -265,8 +269,11 @@ def config_from_dict(data: dict) -> ModelConfig:
     """Inverse of `config_to_dict` (JSON round trip: lists become tuples again).
 
     A config written before the picture onset judge existed (no "judge" entry) has no judge and samples
-    one candidate, so checkpoints trained then load and render as they did."""
+    one candidate, and one written before the judge's cue (no "cue" in it) has no cue, so checkpoints
+    trained then load and render as they did."""
     if "judge" not in data:
-        data = {**data, "judge": {"hidden": 0},
+        data = {**data, "judge": {"hidden": 0, "cue": False},
                 "sampling": {**data.get("sampling", {}), "candidates": 1}}
+    elif "cue" not in data["judge"]:
+        data = {**data, "judge": {**data["judge"], "cue": False}}
     return _build(ModelConfig, data)

@@ -14,6 +14,10 @@ One candidate rarely gets every sound of a busy window right, so with `choose_pe
 `SamplingConfig.choose_per`, `foley render --choose-per segment`) the window is cut between the picture's
 onsets, each stretch takes the candidate that agrees best there (`plan_segments`), and the latents
 cross-fade over a few frames at each join (`segment_weights`).
+
+The judge's probability is also a cue the DiT is conditioned on (`JudgeConfig.cue`, `FoleyModel.cue_in`,
+learned in the `cue` training stage): the picture's onsets steer the sampling itself, not only the choice
+among samples.
 """
 from __future__ import annotations
 

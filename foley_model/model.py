@@ -11,6 +11,7 @@ Render one window (B windows of possibly different lengths are padded into one b
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Callable, Sequence
 
@@ -48,10 +49,12 @@ class Conditions:
     duration: torch.Tensor  # (B, D) embedding of (window duration, window start offset)
     cues: torch.Tensor  # (B, 2 * cols, 2T) stereo position cues at the mel frames
     onset_prob: torch.Tensor | None = None  # (B, 2T) the picture onset judge's probability per mel frame
+    cue: torch.Tensor | None = None  # (B, T, D) the judge's onset cue, added to the sync path (`judge.cue`)
 
     def dit_args(self) -> tuple[torch.Tensor, ...]:
         glob = self.pooled_visual + self.pooled_text + self.duration  # (B, D)
-        return (self.latent_mask, self.sync, self.visual, self.visual_mask, self.visual_pos,
+        sync = self.sync if self.cue is None else self.sync + self.cue
+        return (self.latent_mask, sync, self.visual, self.visual_mask, self.visual_pos,
                 self.text, self.text_mask, glob)
 
     @property
@@ -115,11 +118,28 @@ class FoleyModel(nn.Module):
         self.neural_vocoder = NeuralVocoder(cfg.audio, cfg.vocoder)
         self.griffin_lim = GriffinLim(cfg.audio, cfg.vocoder.gl_iters)
         self.judge = PictureOnsetJudge(cfg.judge, D) if cfg.judge.hidden > 0 and enc.kind == "tiny" else None
+        # the judge's probability at a latent frame's two mel frames -> a sync-path cue (last layer zero: a model
+        # that has not learned the cue yet samples exactly as without it)
+        self.cue_in = None
+        if self.judge is not None and cfg.judge.cue:
+            self.cue_in = nn.Sequential(nn.Linear(cfg.vae.time_compression, D), nn.SiLU(), nn.Linear(D, D))
+            nn.init.zeros_(self.cue_in[2].weight), nn.init.zeros_(self.cue_in[2].bias)
         self.sampler = FlowMatching(cfg.sampling.steps, cfg.sampling.method)
 
     @property
     def device(self) -> torch.device:
         return self.empty_sync.device
+
+    @property
+    def frame_context(self) -> int:
+        """Video frames (at 24 fps) a window's frames must reach beyond it on each side: the frame encoder's
+        context, plus the judge's receptive field when its cue conditions the DiT (0: pretrained features)."""
+        if self.cfg.encoders.kind != "tiny":
+            return 0
+        ctx = FrameCNN.frame_context
+        if self.cue_in is not None:
+            ctx += math.ceil(self.judge.context / self.cfg.audio.mel_rate_hz * self.cfg.encoders.sync_fps)
+        return ctx
 
     # ---------------------------------------------------------------- conditions
     def encode_text(self, captions: Sequence[str], text_feats: torch.Tensor | None = None,
@@ -213,8 +233,11 @@ class FoleyModel(nn.Module):
             visual = self.visual_in(sem.reshape(B, Lv, 3, -1).mean(2))  # (B, Lv, D)
             cues = resample_by_time(position_cues(x, cfg.stereo.cue_columns), zero, enc.sync_fps,
                                     rel(mel_times)).transpose(1, 2)  # (B, 2 cols, 2T)
-            onset_prob = None
-            if self.judge is not None and not self.training:  # only sampling reads it (the judge stage calls the judge)
+            onset_prob = cue = None
+            if self.cue_in is not None:
+                onset_prob = self.picture_onsets(feats, start - f0, 2 * T)  # (B, 2T)
+                cue = self.cue_in(onset_prob.reshape(B, T, cfg.vae.time_compression))  # (B, T, D)
+            elif self.judge is not None and not self.training:  # only sampling reads it (the judge stage calls it)
                 onset_prob = torch.sigmoid(self.judge(self.judge_features(feats, rel(mel_times))))  # (B, 2T)
         else:
             assert sync_feats is not None and semantic_feats is not None, "pretrained variant needs features"
@@ -223,7 +246,7 @@ class FoleyModel(nn.Module):
             visual = self.visual_in(resample_by_time(semantic_feats.to(dev).float(), zero - 0.5 / enc.semantic_fps,
                                                      enc.semantic_fps, rel(tok_t)))  # (B, Lv, D)
             cues = torch.zeros(B, 2 * cfg.stereo.cue_columns, 2 * T, device=dev)
-            onset_prob = None
+            onset_prob = cue = None
         text, text_mask = self.encode_text(captions, text_feats)  # (B, Lt, D), (B, Lt)
         vm = visual_mask[..., None].float()
         pooled_visual = self.pool_visual((visual * vm).sum(1) / vm.sum(1).clamp_min(1))  # (B, D)
@@ -234,18 +257,40 @@ class FoleyModel(nn.Module):
             latent_mask=latent_mask, sync=sync, visual=visual, visual_mask=visual_mask,
             visual_pos=(tok_rel * rate).float().expand(B, Lv), text=text, text_mask=text_mask,
             pooled_visual=pooled_visual, pooled_text=pooled_text, duration=self.duration_embed(dur_feat), cues=cues,
-            onset_prob=onset_prob)
+            onset_prob=onset_prob, cue=cue)
+
+    @torch.no_grad()
+    def picture_onsets(self, feats: torch.Tensor, start_s: torch.Tensor, num_mel: int) -> torch.Tensor:
+        """The judge's onset probability (B, num_mel) at the mel frames from `start_s` (B,) (seconds after the
+        first frame of `feats` (B, Tf, D) at 24 fps), always in eval mode and without gradients (the judge and
+        the features it reads are frozen once it is trained). The judge reads `context` mel frames beyond both
+        ends, so a window's probability does not depend on how it is padded or where it is cut."""
+        was = self.judge.training
+        self.judge.eval()
+        try:
+            ctx = self.judge.context
+            k = torch.arange(-ctx, num_mel + ctx, device=feats.device, dtype=torch.float64)
+            times = (start_s.double()[:, None] + k[None] / self.cfg.audio.mel_rate_hz).float()  # (B, Tm + 2 ctx)
+            return torch.sigmoid(self.judge(self.judge_features(feats.float(), times)))[:, ctx:ctx + num_mel]
+        finally:
+            self.judge.train(was)
 
     def judge_features(self, feats: torch.Tensor, times_s: torch.Tensor) -> torch.Tensor:
         """The judge's input: frame features (B, Tf, D) at 24 fps from the first frame, read at times (B, Tm)."""
         zero = torch.zeros(feats.shape[0], device=feats.device)
         return resample_by_time(feats, zero, self.cfg.encoders.sync_fps, times_s)
 
-    def drop(self, cond: Conditions, drop_visual: torch.Tensor, drop_sync: torch.Tensor) -> Conditions:
-        """Replace the semantic-visual and/or sync paths of chosen items (B,) bool by the learned empties."""
+    def drop(self, cond: Conditions, drop_visual: torch.Tensor, drop_sync: torch.Tensor,
+             drop_cue: torch.Tensor | None = None) -> Conditions:
+        """Replace the semantic-visual and/or sync paths of chosen items (B,) bool by the learned empties; the
+        judge's cue goes with the sync path, or alone (drop_cue)."""
         dv, ds = drop_visual.to(self.device)[:, None, None], drop_sync.to(self.device)[:, None, None]
+        cue = cond.cue
+        if cue is not None:
+            dc = ds if drop_cue is None else ds | drop_cue.to(self.device)[:, None, None]
+            cue = torch.where(dc, torch.zeros_like(cue), cue)
         return replace(
-            cond,
+            cond, cue=cue,
             visual=torch.where(dv, self.empty_visual.expand_as(cond.visual), cond.visual),
             pooled_visual=torch.where(dv[:, 0], self.empty_pooled_visual.expand_as(cond.pooled_visual),
                                       cond.pooled_visual),

@@ -1,10 +1,10 @@
-"""Staged, resumable training on the toy world: VAE -> DiT (+ jointly trained encoders) -> Mono2Stereo
+"""Staged, resumable training on the toy world: VAE -> DiT (+ jointly trained encoders) -> picture onset
+judge -> cue (the DiT refined on the judge's onset cue, frame encoder and judge frozen) -> Mono2Stereo
 -> neural vocoder, plus an opt-in `decoder` stage (the Mel-VAE decoder refined with the encoder frozen,
-so it can run after the DiT without touching the latent space the DiT learned). Each stage gets a
-share of the time budget; state is saved every `save_every` steps, at the end of each stage, on
-SIGINT/SIGTERM and when the budget runs out; `resume=True` continues from `out_dir/state.pt`.
-Writes progress lines, `out_dir/loss.jsonl`, and the final checkpoint (`out_dir/checkpoint/`:
-model.safetensors + card.json).
+so it can run after the DiT without touching the latent space the DiT learned). Each stage gets a share
+of the time budget; state is saved every `save_every` steps, at the end of each stage, on SIGINT/SIGTERM
+and when the budget runs out; `resume=True` continues from `out_dir/state.pt`. Writes progress lines,
+`out_dir/loss.jsonl`, and the final checkpoint (`out_dir/checkpoint/`: model.safetensors + card.json).
 """
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ from .model import FoleyModel
 from .vae import MelDiscriminator, discriminator_loss
 
 log = logging.getLogger(__name__)
-STAGES = ("vae", "dit", "decoder", "judge", "stereo", "vocoder")  # every stage, in the order a run takes them
-DEFAULT_STAGES = ("vae", "dit", "judge", "stereo", "vocoder")  # a run without --stage (decoder is opt-in)
+STAGES = ("vae", "dit", "decoder", "judge", "cue", "stereo", "vocoder")  # every stage, in the order a run takes them
+DEFAULT_STAGES = ("vae", "dit", "judge", "cue", "stereo", "vocoder")  # a run without --stage (decoder is opt-in)
 JUDGE_BATCH = 64  # the judge's steps are cheap (cached frame features): bigger batches
 ONSET_SCALE = 2.0  # mel flux (normalised log-mel units per bin) -> ~1 at a clear onset (99th pct ~0.5 raw)
 
@@ -137,11 +137,14 @@ class Trainer:
                        f"done {sorted(self.state['stage_done'])}")
         elif init_from is not None:
             self._init_from(init_from)
-        needs_dit = {"decoder": "refines on latents the DiT samples", "judge": "reads the frame encoder the DiT trains"}
-        for stage, why in needs_dit.items():
-            if stage in stages and "dit" not in stages and not self.state["steps"].get("dit"):
-                raise TrainingError(f"the {stage} stage {why}, and {self.out} has no trained DiT: run the default "
-                                    f"stages (or --stage dit) first")
+        needs = {"decoder": ("dit", "refines on latents the DiT samples"),
+                 "judge": ("dit", "reads the frame encoder the DiT trains"),
+                 "cue": ("judge", "teaches the DiT the trained judge's cue")}
+        for stage, (before, why) in needs.items():
+            if stage in stages and before not in stages and not self.state["steps"].get(before):
+                name = {"dit": "DiT"}.get(before, before)
+                raise TrainingError(f"the {stage} stage {why}, and {self.out} has no trained {name}: run the default "
+                                    f"stages (or --stage {before}) first")
         self.loss_log = open(self.out / "loss.jsonl", "a")
 
     def _init_from(self, path: Path) -> None:
@@ -376,8 +379,12 @@ class Trainer:
         skip = ("vae.", "stereo.", "neural_vocoder.", "judge.")
         return {n: p for n, p in self.model.named_parameters() if not n.startswith(skip)}
 
-    def dit_step_loss(self, batch: Batch, gen_noise: bool = True) -> torch.Tensor:
-        """Flow-matching loss of one batch: random windows (crop, start offset), path drops, masked MSE."""
+    def dit_step_loss(self, batch: Batch, cue: bool = False) -> torch.Tensor:
+        """Flow-matching loss of one batch: random windows (crop, start offset), path drops, masked MSE.
+
+        cue False (the dit stage, which trains the frame encoder the judge reads): the judge's cue is withheld
+        from every item, plus the auxiliary sync loss; True (the cue stage): the cue is withheld from a
+        `p_drop_cue` share of items, and no auxiliary loss (the frame encoder is frozen)."""
         m, cfg, tr = self.model, self.cfg, self.cfg.train
         B = batch.audio.shape[0]
         z = batch.latents(m)  # (B, T, C)
@@ -389,7 +396,7 @@ class Trainer:
         Lmax = max(lens)
         x1 = torch.zeros(B, Lmax, z.shape[-1])
         onset = torch.zeros(B, Lmax)
-        strength = batch.onset_strength(m) if tr.sync_aux_weight > 0 else None  # (B, T)
+        strength = batch.onset_strength(m) if tr.sync_aux_weight > 0 and not cue else None  # (B, T)
         for b in range(B):
             x1[b, :lens[b]] = z[b, starts[b]:starts[b] + lens[b]]
             if strength is not None:
@@ -406,7 +413,8 @@ class Trainer:
         p1, p2, p3 = tr.p_drop_visual, tr.p_drop_visual + tr.p_drop_sync, tr.p_drop_visual + tr.p_drop_sync + tr.p_drop_both
         drop_v = (u < p1) | ((u >= p2) & (u < p3))
         drop_s = ((u >= p1) & (u < p2)) | ((u >= p2) & (u < p3))
-        cond = m.drop(cond, drop_v, drop_s)
+        drop_c = torch.rand(B) < tr.p_drop_cue if cue else torch.ones(B, dtype=torch.bool)
+        cond = m.drop(cond, drop_v, drop_s, drop_c)
         x0 = torch.randn_like(x1)
         t = sample_t_logit_normal(B)
         v = m.velocity(interpolate(x0, x1, t), t, cond)  # (B, Lmax, C)
@@ -430,12 +438,38 @@ class Trainer:
 
         self.run_stage("dit", list(live.values()) + list(self.sync_aux.parameters()), step_fn, lr=self.cfg.train.lr, ema_params=ema_params)
 
+    def stage_cue(self, pool: ClipPool) -> None:
+        """The DiT learns the picture judge's onset cue (`FoleyModel.cue_in`): the judge reads features of the
+        frame encoder, so both stay frozen at the weights that ship, and the rest of the DiT side trains on
+        (starting from the DiT's EMA weights, continuing its EMA) at half the DiT stage's learning rate."""
+        m, B = self.model, self.cfg.train.batch
+        if m.cue_in is None:
+            raise TrainingError(f"variant {self.cfg.name!r} has no judge cue")
+        if not self.state["steps"].get("cue"):  # a resumed cue stage goes on from its live weights
+            self._load_ema(m)
+        m.vae.eval()
+        live = {k: p for k, p in self.dit_params().items() if not k.startswith("frame_encoder.")}
+        ema = dict(self.state.get("ema") or {})
+        ema.update({k: p.detach().clone() for k, p in live.items() if k not in ema})
+        m.frame_encoder.requires_grad_(False)
+
+        def step_fn(step):
+            loss = self.dit_step_loss(Batch(pool.sample(B, min_items=4 * B), self.rng), cue=True)
+            return loss, dict(self.last_parts)
+
+        try:
+            self.run_stage("cue", list(live.values()), step_fn, lr=self.cfg.train.lr / 2,
+                           ema_params={"live": live, "ema": ema})
+        finally:
+            m.frame_encoder.requires_grad_(True)
+
     def stage_judge(self, pool: ClipPool) -> None:
         """The picture onset judge (`foley_model.judge`) on the frozen frame encoder: soft onset targets of
         the clips' impacts and beeps at mel frames shifted by a random fraction of a frame."""
         m, cfg = self.model, self.cfg
         if m.judge is None:
             raise TrainingError(f"variant {cfg.name!r} has no picture onset judge")
+        self._load_ema(m)  # the judge learns the frame encoder that ships (the DiT's EMA), not its live weights
         from .judge import onset_targets
         rate, Tm = cfg.audio.mel_rate_hz, cfg.mel_frames(cfg.latent_frames(cfg.train.clip_s))
         m.eval()

@@ -81,7 +81,8 @@ class ModelHandle:
         self.latent_channels: int = cfg.vae.latent_channels
         self.cue_columns: int = cfg.stereo.cue_columns
         self.frame_size: tuple[int, int] = (96, 54)  # proxy frames → model input (it area-resizes further)
-        self.frame_context: int = int(getattr(getattr(model, "frame_encoder", None), "frame_context", 0))
+        # frames a window needs beyond each side (the frame encoder's context, and the judge's when it cues the DiT)
+        self.frame_context: int = int(model.frame_context)
         self.samples_per_latent: int = cfg.samples_per_latent
         model.eval()
         self._runtimes: dict[InferenceConfig, Runtime] = {}

@@ -13,10 +13,11 @@ import click
 @click.option("--minutes", type=float, default=35.0, show_default=True, help="Wall-clock budget over all stages.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--stage", "stages", multiple=True, type=click.Choice(["vae", "dit", "decoder", "judge", "stereo", "vocoder"]),
-              help="Run only these stages (repeatable), in training order; default vae, dit, judge, stereo, vocoder "
-                   "(decoder: refine the Mel-VAE decoder with the encoder frozen, opt-in; judge: the picture "
-                   "onset judge that reranks sampled candidates, on the frozen frame encoder).")
+@click.option("--stage", "stages", multiple=True, type=click.Choice(["vae", "dit", "decoder", "judge", "cue", "stereo", "vocoder"]),
+              help="Run only these stages (repeatable), in training order; default vae, dit, judge, cue, stereo, "
+                   "vocoder (decoder: refine the Mel-VAE decoder with the encoder frozen, opt-in; judge: the picture "
+                   "onset judge that reranks sampled candidates, on the frozen frame encoder; cue: the DiT learns "
+                   "the judge's onset probability as a sync-path cue, frame encoder and judge frozen).")
 @click.option("--no-resume", is_flag=True, help="Start from scratch even if OUT/state.pt exists.")
 @click.option("--threads", type=int, default=2, show_default=True, help="torch threads for training.")
 @click.option("--init-from", "init_from", default=None, type=click.Path(exists=True),
