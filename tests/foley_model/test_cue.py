@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 import torch
 
 from foley_model.checkpoint import load_checkpoint, read_card, save_checkpoint
 from foley_model.configs import config_from_dict, config_to_dict, get_config
-from foley_model.data import _area_resize_uint8
 from foley_model.errors import TrainingError
 from foley_model.model import FoleyModel
-from foley_model.toyworld import GenStyle, clip_seed, make_clip
 from foley_model.train import Batch, Trainer, train
 
-from .conftest import randomize_
+from .conftest import pool_items, randomize_
 
 
 def _frames(n: int, seed: int) -> torch.Tensor:
@@ -75,21 +72,11 @@ def test_a_config_from_before_the_cue_loads_without_one():
     assert get_config("kling").judge.hidden == 0  # no judge over pretrained features, so no cue
 
 
-def _items(n: int) -> list[dict]:
-    out = []
-    for i in range(n):
-        c = make_clip(clip_seed(5, i), duration_s=4.0, fps=24.0, size=(64, 64), sample_rate_hz=16000,
-                      style=GenStyle.train())
-        out.append({"index": i, "frames": _area_resize_uint8(c.frames, 32), "audio": c.audio.astype(np.float16),
-                    "caption": c.caption, "events": c.events})
-    return out
-
-
 def test_the_dit_stage_withholds_the_cue_and_the_cue_stage_trains_it(tmp_path):
     torch.manual_seed(0)
     tr = Trainer(get_config("tiny"), tmp_path, 0, 1.0, ("dit",), False, 2, 100, lambda s: None, "test")
     randomize_(tr.model)
-    items = _items(4)
+    items = pool_items(4)
     tr.dit_step_loss(Batch(items, random.Random(0))).backward()
     assert all(p.grad is None or float(p.grad.abs().max()) == 0.0 for p in tr.model.cue_in.parameters())
     assert set(tr.last_parts) == {"flow", "sync_aux"}

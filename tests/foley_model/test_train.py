@@ -4,25 +4,14 @@ from __future__ import annotations
 import json
 import random
 
-import numpy as np
 import pytest
 import torch
 
 from foley_model.checkpoint import load_checkpoint, read_card
 from foley_model.configs import get_config
-from foley_model.data import _area_resize_uint8
-from foley_model.toyworld import GenStyle, clip_seed, make_clip
 from foley_model.train import DEFAULT_STAGES, Batch, Trainer, train
 
-
-def _items(n: int) -> list[dict]:
-    out = []
-    for i in range(n):
-        c = make_clip(clip_seed(5, i), duration_s=4.0, fps=24.0, size=(64, 64), sample_rate_hz=16000,
-                      style=GenStyle.train())
-        out.append({"index": i, "frames": _area_resize_uint8(c.frames, 32), "audio": c.audio.astype(np.float16),
-                    "caption": c.caption, "events": c.events})
-    return out
+from .conftest import pool_items
 
 
 def _trainer(tmp_path, **train_overrides) -> Trainer:
@@ -34,7 +23,7 @@ def _trainer(tmp_path, **train_overrides) -> Trainer:
 
 def test_onset_strength_peaks_at_the_ground_truth_onsets(tmp_path):
     torch.manual_seed(0)
-    items = [it for it in _items(12) if any(e.kind == "impact" for e in it["events"])]
+    items = [it for it in pool_items(12) if any(e.kind == "impact" for e in it["events"])]
     assert items
     tr = _trainer(tmp_path)
     strength = Batch(items, random.Random(0)).onset_strength(tr.model)  # (B, T)
@@ -54,7 +43,7 @@ def test_onset_strength_peaks_at_the_ground_truth_onsets(tmp_path):
 
 def test_the_sync_aux_loss_reaches_the_frame_encoder_and_can_be_switched_off(tmp_path):
     torch.manual_seed(0)
-    items = _items(4)
+    items = pool_items(4)
     on = _trainer(tmp_path / "on")
     loss = on.dit_step_loss(Batch(items, random.Random(0)))
     assert set(on.last_parts) == {"flow", "sync_aux"}
@@ -105,7 +94,7 @@ def test_a_short_run_trains_every_stage_logs_and_resumes(tmp_path):
 
 def test_the_decoder_stage_decodes_latents_the_dit_sampled_from_noised_true_latents(tmp_path):
     torch.manual_seed(0)
-    items = _items(3)
+    items = pool_items(3)
     tr = _trainer(tmp_path, decoder_from_t=(0.9, 0.9))
     # a distinct EMA: the sampler copy must run the EMA weights, never the live ones, and leave them alone
     live = tr.dit_params()
