@@ -30,7 +30,6 @@ from judgeworld.score import match  # noqa: E402
 from foley_model.checkpoint import load_checkpoint  # noqa: E402
 from foley_model.encoders import frames_to_float  # noqa: E402
 from foley_model.judge import peak_frames  # noqa: E402
-from foley_model.model import frame_cuts  # noqa: E402
 from render_farm.media.frames import iter_frames  # noqa: E402
 from render_farm.media.proxy import make_proxy, make_proxy_as  # noqa: E402
 from render_farm.media.proxy_formats import PROXY_FORMATS  # noqa: E402
@@ -54,14 +53,11 @@ def frames_of(video: Path, source: str, scratch: Path) -> tuple[np.ndarray, int]
 @torch.no_grad()
 def judge_onsets(model, frames: np.ndarray, duration_s: float) -> np.ndarray:
     """Seconds of the judge's peaks over a whole clip."""
-    fr = torch.from_numpy(frames)[None]
-    x = frames_to_float(fr, model.cfg.encoders.frame_size)
-    cuts = frame_cuts(x, model.cfg.encoders.sync_fps)
-    feats = model.encode_frames(x, cuts)  # (1, Tf, D), shots split as in a render
-    own = model.judge_frame_features(fr, cuts)  # the judge's own frame CNN (None: it has none)
+    x = frames_to_float(torch.from_numpy(frames)[None], model.cfg.encoders.frame_size)
+    feats = model.encode_frames(x)  # (1, Tf, D), shots split as in a render
     rate = model.cfg.audio.mel_rate_hz
     times = (torch.arange(int(duration_s * rate), dtype=torch.float64)[None] / rate).float()
-    prob = torch.sigmoid(model.judge(*model.judge_features(feats, times, own)))[0].numpy()
+    prob = torch.sigmoid(model.judge(model.judge_features(feats, times)))[0].numpy()
     jc = model.cfg.judge
     return peak_frames(prob, jc.threshold, jc.min_gap_frames) / rate
 

@@ -130,11 +130,6 @@ class JudgeConfig:
     # the judge's onset probability also joins the DiT's sync path as a cue (`FoleyModel.cue_in`, learned in
     # the `cue` training stage with the frame encoder and the judge frozen); configs written before it: False
     cue: bool = True
-    # the judge's own frame CNN at frame_size x frame_size (finer than the shared encoder's, so a ball's last
-    # hops, a fraction of a pixel at 32 rows, still move a pixel), its features added to the shared ones
-    # through a zero-initialised layer; 0: the shared frame features only (configs written before it)
-    frame_size: int = 48
-    cnn_channels: tuple[int, ...] = (16, 32, 64)
 
 
 # how `FoleyModel.sample_candidates` picks among candidates: one for each window, or one per stretch
@@ -233,7 +228,7 @@ def _kling() -> ModelConfig:
                                max_text_tokens=77),
         stereo=StereoConfig(hidden=256),
         vocoder=VocoderConfig(default="neural", hidden=512, blocks=8),
-        judge=JudgeConfig(hidden=0, frame_size=0),  # no judge over pretrained features yet: no reranking
+        judge=JudgeConfig(hidden=0),  # no judge over pretrained features yet: no reranking
         sampling=SamplingConfig(steps=25, cfg_scale=4.5, candidates=1),
         window_s=8.0,
     )
@@ -274,13 +269,11 @@ def config_from_dict(data: dict) -> ModelConfig:
     """Inverse of `config_to_dict` (JSON round trip: lists become tuples again).
 
     A config written before the picture onset judge existed (no "judge" entry) has no judge and samples
-    one candidate, one written before the judge's cue (no "cue" in it) has no cue, and one written before
-    the judge's own frame CNN (no "frame_size") reads the shared frame features only, so checkpoints
+    one candidate, and one written before the judge's cue (no "cue" in it) has no cue, so checkpoints
     trained then load and render as they did."""
     if "judge" not in data:
-        data = {**data, "judge": {"hidden": 0, "cue": False, "frame_size": 0},
+        data = {**data, "judge": {"hidden": 0, "cue": False},
                 "sampling": {**data.get("sampling", {}), "candidates": 1}}
-    else:
-        old = {k: v for k, v in (("cue", False), ("frame_size", 0)) if k not in data["judge"]}
-        data = {**data, "judge": {**data["judge"], **old}}
+    elif "cue" not in data["judge"]:
+        data = {**data, "judge": {**data["judge"], "cue": False}}
     return _build(ModelConfig, data)

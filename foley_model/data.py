@@ -28,9 +28,8 @@ def _area_resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (T, S, S, 3)
 
 
-def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size: int, sample_rate_hz: int,
-                judge_frame_size: int = 0) -> None:
-    """Render clips forever into ``q`` until ``stop`` is set (with judge_frame_size, each also at that size)."""
+def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size: int, sample_rate_hz: int) -> None:
+    """Render clips forever into ``q`` until ``stop`` is set."""
     try:
         os.nice(10)
     except OSError:
@@ -52,8 +51,6 @@ def worker_main(q, stop, seed: int, start_index: int, clip_s: float, frame_size:
                 "caption": clip.caption,
                 # ground truth the picture onset judge learns from (mirroring the frames keeps the times)
                 "onsets": [e.onset_s for e in clip.events if e.kind in JUDGED_KINDS]}
-        if judge_frame_size:  # the picture onset judge's own, finer frames (from the same render)
-            item["frames_judge"] = _area_resize_uint8(clip.frames, judge_frame_size)
         while not stop.is_set():
             try:
                 q.put(item, timeout=0.5)
@@ -67,14 +64,13 @@ class ClipPool:
     """Replay pool fed by a background worker process; `sample(n)` returns n stored clips."""
 
     def __init__(self, seed: int, start_index: int, clip_s: float, frame_size: int, sample_rate_hz: int,
-                 capacity: int = 4000, judge_frame_size: int = 0):
+                 capacity: int = 4000):
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         ctx = mp.get_context("spawn")
         self.q, self.stop = ctx.Queue(maxsize=64), ctx.Event()
         self.proc = ctx.Process(target=worker_main, daemon=True,
-                                args=(self.q, self.stop, seed, start_index, clip_s, frame_size, sample_rate_hz,
-                                      judge_frame_size))
+                                args=(self.q, self.stop, seed, start_index, clip_s, frame_size, sample_rate_hz))
         self.proc.start()
         # A reader thread keeps the pipe flowing: each clip is ~0.5 MB, more than a pipe buffer, so
         # polling the queue once per training step received about one clip per step (the worker sat

@@ -28,28 +28,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .configs import EncoderConfig, JudgeConfig
-from .encoders import FrameCNN
+from .configs import JudgeConfig
 from .evaluation.matching import match_onsets
 
 
 class PictureOnsetJudge(nn.Module):
-    """Frame features at the mel frames (B, Tm, D) -> onset logits (B, Tm). Receptive field ±`context` frames.
-
-    With `cfg.frame_size` the judge also has its own frame CNN (`frames`: the frame encoder's architecture
-    over finer frames, `FoleyModel.judge_frame_features`); its features at the mel frames (B, Tm, hidden)
-    join through `frames_in`, zero-initialised, so a judge trained without them starts out unchanged."""
+    """Frame features at the mel frames (B, Tm, D) -> onset logits (B, Tm). Receptive field ±`context` frames."""
 
     def __init__(self, cfg: JudgeConfig, width: int):
         super().__init__()
         self.cfg = cfg
         H, k = cfg.hidden, cfg.kernel
         self.inp = nn.Conv1d(width, H, 1)
-        self.frames = self.frames_in = None
-        if cfg.frame_size:
-            self.frames = FrameCNN(EncoderConfig(frame_size=cfg.frame_size, cnn_channels=cfg.cnn_channels), H)
-            self.frames_in = nn.Conv1d(H, H, 1)
-            nn.init.zeros_(self.frames_in.weight), nn.init.zeros_(self.frames_in.bias)
         self.blocks = nn.ModuleList([nn.Conv1d(H, H, k, padding=(k // 2) * d, dilation=d) for d in cfg.dilations])
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Conv1d(H, 1, 1)
@@ -58,22 +48,16 @@ class PictureOnsetJudge(nn.Module):
     def context(self) -> int:
         return sum((self.cfg.kernel // 2) * d for d in self.cfg.dilations)
 
-    def forward(self, feats: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
-        """feats (B, Tm, D) shared frame features, own (B, Tm, hidden) this judge's (required when it has a CNN)."""
-        h = self.inp(feats.transpose(1, 2))  # (B, H, Tm)
-        if self.frames_in is not None:
-            assert own is not None, "this judge reads its own frame features too"
-            h = h + self.frames_in(own.transpose(1, 2))
-        h = self.drop(h)
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        h = self.drop(self.inp(feats.transpose(1, 2)))  # (B, H, Tm)
         for conv in self.blocks:
             h = h + self.drop(conv(F.silu(h)))
         return self.out(F.silu(h))[:, 0]
 
-    def loss(self, feats: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
-             own: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, feats: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Weighted BCE against soft targets (B, Tm) in [0, 1] (onsets are rare: positives weigh `pos_weight`)."""
         pw = torch.tensor(self.cfg.pos_weight, device=feats.device)
-        per = F.binary_cross_entropy_with_logits(self(feats, own), target, pos_weight=pw, reduction="none")
+        per = F.binary_cross_entropy_with_logits(self(feats), target, pos_weight=pw, reduction="none")
         if mask is None:
             return per.mean()
         m = mask.float()

@@ -154,8 +154,7 @@ class FoleyModel(nn.Module):
                                                                                 device=self.device)
         return self.text_in(text_feats), mask
 
-    def encode_frames(self, x: torch.Tensor, shot_starts: Sequence[Sequence[int]] | None = None,
-                      net: nn.Module | None = None) -> torch.Tensor:
+    def encode_frames(self, x: torch.Tensor, shot_starts: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
         """Frame features (B, Tf, D) of the resized frames x (B, Tf, 3, S, S) in [0, 1], at 24 fps.
 
         With `encoders.shot_split`, an item whose frames cut to a new shot (`frame_cuts`) is encoded
@@ -163,10 +162,8 @@ class FoleyModel(nn.Module):
         it: frame differences and the temporal convolutions never look across a cut, so a cut does
         not look like a sudden motion (which the network sounds as a knock). Items without a cut
         are encoded as one batch, exactly as without splitting. `shot_starts`: the cuts per item
-        when the caller has them (they must be what `frame_cuts(x)` gives). net: another `FrameCNN` (the
-        judge's own) in place of the frame encoder."""
-        net = self.frame_encoder if net is None else net
-        feats = net(x)  # (B, Tf, D)
+        when the caller has them (they must be what `frame_cuts(x)` gives)."""
+        feats = self.frame_encoder(x)  # (B, Tf, D)
         if not self.cfg.encoders.shot_split:
             return feats
         ctx = FrameCNN.frame_context
@@ -181,7 +178,7 @@ class FoleyModel(nn.Module):
                 seg = x[b:b + 1, a:e]
                 held = torch.cat([seg[:, :1].expand(1, ctx, *seg.shape[2:]), seg,
                                   seg[:, -1:].expand(1, ctx, *seg.shape[2:])], dim=1)
-                parts.append(net(held)[:, ctx:ctx + (e - a)])
+                parts.append(self.frame_encoder(held)[:, ctx:ctx + (e - a)])
             feats = torch.cat([feats[:b], torch.cat(parts, dim=1), feats[b + 1:]], dim=0)
         return feats
 
@@ -189,8 +186,7 @@ class FoleyModel(nn.Module):
                            frames_start_s=None, num_latent_frames: int | None = None,
                            sync_feats: torch.Tensor | None = None, semantic_feats: torch.Tensor | None = None,
                            text_feats: torch.Tensor | None = None, num_visual_tokens: int | None = None,
-                           shot_starts: Sequence[Sequence[int]] | None = None,
-                           judge_frames: torch.Tensor | None = None, cue: bool = True) -> Conditions:
+                           shot_starts: Sequence[Sequence[int]] | None = None) -> Conditions:
         """Encode a batch of windows once.
 
         frames: (B, Tf, H, W, 3) RGB uint8 (or float in [0, 1]) at 24 fps, any size; frame k of item b
@@ -203,9 +199,7 @@ class FoleyModel(nn.Module):
         starting at frames_start_s, and text_feats (B, Lt, text_dim). num_latent_frames / num_visual_tokens:
         pad to these lengths (a length bucket, so a batch has a fixed shape) instead of the longest window's.
         shot_starts: per item, the frames where a new shot starts, when the caller already knows them
-        (as `frame_cuts` finds them; default: found here). judge_frames: the same frames at least as fine as
-        the judge's own frame CNN reads them (`judge.frame_size`; default: `frames`). cue False: no judge cue
-        (the DiT stage withholds it from every item, so the judge need not run).
+        (as `frame_cuts` finds them; default: found here).
         """
         cfg, enc, dev = self.cfg, self.cfg.encoders, self.device
         B = len(captions)
@@ -231,8 +225,6 @@ class FoleyModel(nn.Module):
         zero = torch.zeros(B, device=dev)
         if enc.kind == "tiny":
             x = frames_to_float(frames.to(dev), enc.frame_size)  # (B, Tf, 3, S, S)
-            if enc.shot_split and shot_starts is None:
-                shot_starts = frame_cuts(x, enc.sync_fps)  # found once: the judge's own CNN splits there too
             feats = self.encode_frames(x, shot_starts)  # (B, Tf, D)
             sync = self.sync_in(resample_by_time(feats, zero, enc.sync_fps, rel(lat_times)))  # (B, T, D)
             offs = torch.tensor([-1.0, 0.0, 1.0], device=dev, dtype=torch.float64) / enc.sync_fps
@@ -241,14 +233,12 @@ class FoleyModel(nn.Module):
             visual = self.visual_in(sem.reshape(B, Lv, 3, -1).mean(2))  # (B, Lv, D)
             cues = resample_by_time(position_cues(x, cfg.stereo.cue_columns), zero, enc.sync_fps,
                                     rel(mel_times)).transpose(1, 2)  # (B, 2 cols, 2T)
-            onset_prob = cue_feat = None
-            if self.cue_in is not None and cue:
-                own = self.judge_frame_features(frames if judge_frames is None else judge_frames, shot_starts)
-                onset_prob = self.picture_onsets(feats, start - f0, 2 * T, own)  # (B, 2T)
-                cue_feat = self.cue_in(onset_prob.reshape(B, T, cfg.vae.time_compression))  # (B, T, D)
-            elif self.cue_in is None and self.judge is not None and not self.training:  # only sampling reads it
-                own = self.judge_frame_features(frames if judge_frames is None else judge_frames, shot_starts)
-                onset_prob = torch.sigmoid(self.judge(*self.judge_features(feats, rel(mel_times), own)))  # (B, 2T)
+            onset_prob = cue = None
+            if self.cue_in is not None:
+                onset_prob = self.picture_onsets(feats, start - f0, 2 * T)  # (B, 2T)
+                cue = self.cue_in(onset_prob.reshape(B, T, cfg.vae.time_compression))  # (B, T, D)
+            elif self.judge is not None and not self.training:  # only sampling reads it (the judge stage calls it)
+                onset_prob = torch.sigmoid(self.judge(self.judge_features(feats, rel(mel_times))))  # (B, 2T)
         else:
             assert sync_feats is not None and semantic_feats is not None, "pretrained variant needs features"
             sync = self.sync_in(resample_by_time(sync_feats.to(dev).float(), zero, enc.sync_fps, rel(lat_times)))
@@ -256,7 +246,7 @@ class FoleyModel(nn.Module):
             visual = self.visual_in(resample_by_time(semantic_feats.to(dev).float(), zero - 0.5 / enc.semantic_fps,
                                                      enc.semantic_fps, rel(tok_t)))  # (B, Lv, D)
             cues = torch.zeros(B, 2 * cfg.stereo.cue_columns, 2 * T, device=dev)
-            onset_prob = cue_feat = None
+            onset_prob = cue = None
         text, text_mask = self.encode_text(captions, text_feats)  # (B, Lt, D), (B, Lt)
         vm = visual_mask[..., None].float()
         pooled_visual = self.pool_visual((visual * vm).sum(1) / vm.sum(1).clamp_min(1))  # (B, D)
@@ -267,43 +257,28 @@ class FoleyModel(nn.Module):
             latent_mask=latent_mask, sync=sync, visual=visual, visual_mask=visual_mask,
             visual_pos=(tok_rel * rate).float().expand(B, Lv), text=text, text_mask=text_mask,
             pooled_visual=pooled_visual, pooled_text=pooled_text, duration=self.duration_embed(dur_feat), cues=cues,
-            onset_prob=onset_prob, cue=cue_feat)
+            onset_prob=onset_prob, cue=cue)
 
     @torch.no_grad()
-    def picture_onsets(self, feats: torch.Tensor, start_s: torch.Tensor, num_mel: int,
-                       own: torch.Tensor | None = None) -> torch.Tensor:
+    def picture_onsets(self, feats: torch.Tensor, start_s: torch.Tensor, num_mel: int) -> torch.Tensor:
         """The judge's onset probability (B, num_mel) at the mel frames from `start_s` (B,) (seconds after the
-        first frame of `feats` (B, Tf, D) at 24 fps; `own`: the judge's own frame features over the same frames,
-        `judge_frame_features`), always in eval mode and without gradients (the judge and the features it reads
-        are frozen once it is trained). The judge reads `context` mel frames beyond both ends, so a window's
-        probability does not depend on how it is padded or where it is cut."""
+        first frame of `feats` (B, Tf, D) at 24 fps), always in eval mode and without gradients (the judge and
+        the features it reads are frozen once it is trained). The judge reads `context` mel frames beyond both
+        ends, so a window's probability does not depend on how it is padded or where it is cut."""
         was = self.judge.training
         self.judge.eval()
         try:
             ctx = self.judge.context
             k = torch.arange(-ctx, num_mel + ctx, device=feats.device, dtype=torch.float64)
             times = (start_s.double()[:, None] + k[None] / self.cfg.audio.mel_rate_hz).float()  # (B, Tm + 2 ctx)
-            own = None if own is None else own.float()
-            return torch.sigmoid(self.judge(*self.judge_features(feats.float(), times, own)))[:, ctx:ctx + num_mel]
+            return torch.sigmoid(self.judge(self.judge_features(feats.float(), times)))[:, ctx:ctx + num_mel]
         finally:
             self.judge.train(was)
 
-    def judge_features(self, feats: torch.Tensor, times_s: torch.Tensor,
-                       own: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The judge's inputs: frame features (B, Tf, D) and its own (B, Tf, hidden) or None, at 24 fps from the
-        first frame, read at times (B, Tm)."""
+    def judge_features(self, feats: torch.Tensor, times_s: torch.Tensor) -> torch.Tensor:
+        """The judge's input: frame features (B, Tf, D) at 24 fps from the first frame, read at times (B, Tm)."""
         zero = torch.zeros(feats.shape[0], device=feats.device)
-        fps = self.cfg.encoders.sync_fps
-        return (resample_by_time(feats, zero, fps, times_s),
-                None if own is None else resample_by_time(own, zero, fps, times_s))
-
-    def judge_frame_features(self, frames: torch.Tensor, shot_starts: Sequence[Sequence[int]] | None) -> torch.Tensor | None:
-        """The judge's own frame CNN over frames (B, Tf, H, W, 3) resized to `judge.frame_size`, split at the same
-        shots as the frame encoder: (B, Tf, hidden); None when the judge has no CNN of its own."""
-        if self.judge is None or self.judge.frames is None:
-            return None
-        x = frames_to_float(frames.to(self.device), self.cfg.judge.frame_size)
-        return self.encode_frames(x, shot_starts, self.judge.frames)
+        return resample_by_time(feats, zero, self.cfg.encoders.sync_fps, times_s)
 
     def drop(self, cond: Conditions, drop_visual: torch.Tensor, drop_sync: torch.Tensor,
              drop_cue: torch.Tensor | None = None) -> Conditions:

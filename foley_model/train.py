@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 STAGES = ("vae", "dit", "decoder", "judge", "cue", "stereo", "vocoder")  # every stage, in the order a run takes them
 DEFAULT_STAGES = ("vae", "dit", "judge", "cue", "stereo", "vocoder")  # a run without --stage (decoder is opt-in)
 JUDGE_BATCH = 64  # the judge's steps are cheap (cached frame features): bigger batches
-JUDGE_CNN_BATCH = 16  # ... unless it trains a frame CNN of its own
 ONSET_SCALE = 2.0  # mel flux (normalised log-mel units per bin) -> ~1 at a clear onset (99th pct ~0.5 raw)
 
 
@@ -44,22 +43,15 @@ class Batch:
     """A training batch built from pool items (flip augmentation with channel swap)."""
 
     def __init__(self, items: list[dict], rng: random.Random, device="cpu"):
-        frames, fine, audio, caps = [], [], [], []
-        with_fine = all("frames_judge" in it for it in items)
+        frames, audio, caps = [], [], []
         for it in items:
             f, a = it["frames"], it["audio"].astype(np.float32)
-            g = it["frames_judge"] if with_fine else None
             if rng.random() < 0.5:  # mirror the picture and swap the stereo channels
                 f, a = f[:, :, ::-1], a[::-1]
-                g = None if g is None else g[:, :, ::-1]
             frames.append(np.ascontiguousarray(f))
-            if g is not None:
-                fine.append(np.ascontiguousarray(g))
             audio.append(np.ascontiguousarray(a))
             caps.append(it["caption"])
         self.frames = torch.from_numpy(np.stack(frames)).to(device)  # (B, Tf, S, S, 3) uint8
-        # the same frames at the judge's own frame size (None: the pool has none; the judge reads `frames`)
-        self.frames_judge = torch.from_numpy(np.stack(fine)).to(device) if with_fine else None
         self.audio = torch.from_numpy(np.stack(audio)).to(device)  # (B, 2, n)
         self.captions = caps
         self.items = items
@@ -413,7 +405,7 @@ class Trainer:
         caps = ["" if self.rng.random() < tr.p_drop_text else c for c in batch.captions]
         cond = m.prepare_conditions(batch.frames, caps, [o + s / rate for o, s in zip(offs, starts)],
                                     [L / rate for L in lens], frames_start_s=offs, num_latent_frames=Lmax,
-                                    shot_starts=batch.shot_starts, judge_frames=batch.frames_judge, cue=cue)
+                                    shot_starts=batch.shot_starts)
         aux = None
         if strength is not None:  # before the path drops: the head always sees the real sync features
             aux = masked_mse(self.sync_aux(cond.sync), torch.cat([x1, onset[..., None]], -1), cond.latent_mask)
@@ -483,41 +475,18 @@ class Trainer:
         m.eval()
         m.judge.train()
 
-        own_cnn = m.judge.frames is not None
-        if own_cnn:
-            self._seed_judge_cnn()
-
         def step_fn(step):
-            items = pool.sample(JUDGE_CNN_BATCH if own_cnn else JUDGE_BATCH)
+            items = pool.sample(JUDGE_BATCH)
             feats = torch.stack([self._judge_feats(it) for it in items]).float()  # (B, Tf, D)
-            own = None
-            if own_cnn:  # the judge's own frame CNN trains with it: its features are computed every step
-                if any("frames_judge" not in it for it in items):
-                    raise TrainingError("pool items carry no frames at the judge's size (data worker too old)")
-                fine = torch.from_numpy(np.stack([it["frames_judge"] for it in items]))
-                own = m.judge_frame_features(fine, [it.get("cuts") or [] for it in items])  # (B, Tf, hidden)
             B = len(items)
             times = torch.rand(B, 1) / rate + torch.arange(Tm, dtype=torch.float32)[None] / rate  # (B, Tm)
             target = onset_targets([it["onsets"] for it in items], times, rate, cfg.judge.target_sigma_frames)
-            shared, own = m.judge_features(feats, times, own)
-            return m.judge.loss(shared, target, own=own), {}
+            return m.judge.loss(m.judge_features(feats, times), target), {}
 
         try:
             self.run_stage("judge", list(m.judge.parameters()), step_fn, lr=2e-3, warmup=30)
         finally:
             m.judge.eval()
-
-    def _seed_judge_cnn(self) -> None:
-        """Once per run directory: the judge's own frame CNN's convolutions start from the frame encoder's (trained
-        with the DiT, and size-agnostic), so it begins seeing what the shared features see, only finer; its
-        projections and temporal layers start fresh."""
-        if self.state.get("judge_cnn_seeded"):
-            return
-        m = self.model
-        for mine, shared in zip(m.judge.frames.convs, m.frame_encoder.convs):
-            if mine.weight.shape == shared.weight.shape:
-                mine.load_state_dict(shared.state_dict())
-        self.state["judge_cnn_seeded"] = True
 
     @torch.no_grad()
     def _judge_feats(self, item: dict) -> torch.Tensor:
@@ -587,8 +556,7 @@ class Trainer:
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         pool = ClipPool(self.seed, self.state.get("clips_seen", 0), self.cfg.train.clip_s,
-                        self.cfg.encoders.frame_size, self.cfg.audio.sample_rate_hz,
-                        judge_frame_size=self.cfg.judge.frame_size if self.model.judge is not None else 0)
+                        self.cfg.encoders.frame_size, self.cfg.audio.sample_rate_hz)
         try:
             for stage in STAGES:
                 if stage in self.stages and not self.stop_requested:

@@ -29,12 +29,11 @@ def tiny_model() -> FoleyModel:
 
 
 def pool_items(n: int) -> list[dict]:
-    """n training-style toy-world clips of 4 s as the trainer's clip pool holds them (frames at 32 px, and at the
-    picture judge's 48 px)."""
+    """n training-style toy-world clips of 4 s as the trainer's clip pool holds them (frames at 32 px)."""
     out = []
     for i in range(n):
         c = make_clip(clip_seed(5, i), duration_s=4.0, fps=24.0, size=(64, 64), sample_rate_hz=16000,
                       style=GenStyle.train())
         out.append({"index": i, "frames": _area_resize_uint8(c.frames, 32), "audio": c.audio.astype(np.float16),
-                    "frames_judge": _area_resize_uint8(c.frames, 48), "caption": c.caption, "events": c.events})
+                    "caption": c.caption, "events": c.events})
     return out

@@ -15,9 +15,7 @@ from foley_model.model import FoleyModel
 from foley_model.toyworld import GenStyle, clip_seed, make_clip
 from foley_model.train import Trainer, train
 
-# counts only (the offset term has a test of its own), over the shared frame features only (the judge's own
-# frame CNN: test_judge_frames.py)
-CFG = JudgeConfig(offset_weight=0.0, frame_size=0)
+CFG = JudgeConfig(offset_weight=0.0)  # counts only; the offset term has a test of its own
 
 
 def test_peaks_are_local_maxima_above_the_threshold_and_the_stronger_wins_a_close_pair():
