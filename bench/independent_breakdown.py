@@ -1,0 +1,109 @@
+"""Where the misses and false onsets of `independent_eval.py --keep` runs come from.
+
+    .venv/bin/python bench/independent_breakdown.py WORK [WORK ...]
+
+Re-detects onsets in each kept render (WORK/out/*.foley.mp4) with the independent scorer's detector
+and matching (+-100 ms), then prints, summed over the WORK dirs:
+
+- recall by kind; for impacts, by the height of the hop that ends in the contact, in pixels of the
+  model's 32-row frames (speed x flight / 4; a ball's last hops are a fraction of a pixel), and by how
+  near the next other event is (dense trains are where most misses are);
+- false onsets (the scorer's: farther than 100 ms from every impact, beep and slide onset) by what
+  lies near them: 100-250 ms from a scored event (an extra or misplaced knock), inside a slide, inside
+  a lit lamp, at a cut, near a window join (the render report's joins_s), elsewhere.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from judgeworld.audio import SAMPLE_RATE_HZ  # noqa: E402
+from judgeworld.media import read_audio  # noqa: E402
+from judgeworld.score import SCORED, detect_onsets, match  # noqa: E402
+
+ROWS = 32  # the tiny model's frames are 32 x 32
+
+
+def hop_bucket(e: dict, events: list[dict]) -> str:
+    """An impact's bucket by the hop before it (same ball, same scene): height in ROWS-row pixels."""
+    before = [f for f in events if f["kind"] == "impact" and (f["scene"], f["object"]) == (e["scene"], e["object"])
+              and f["onset_s"] < e["onset_s"]]
+    if not before:
+        return "first contact"
+    px = e["speed"] * (e["onset_s"] - before[-1]["onset_s"]) / 4 * ROWS
+    for edge in (0.5, 1, 2, 4):
+        if px < edge:
+            return f"hop < {edge:g} px"
+    return "hop >= 4 px"
+
+
+def false_cause(x: float, t: dict, ev: list[dict], joins: np.ndarray) -> str:
+    ref = np.array([e["onset_s"] for e in ev])
+    if len(ref) and np.abs(ref - x).min() <= 0.25:
+        return "100-250 ms from an impact/beep"
+    if any(e["kind"] == "slide" and e["onset_s"] < x < e["onset_s"] + e["duration_s"] + 0.15 for e in t["events"]):
+        return "inside a slide (or just after)"
+    if any(e["kind"] == "beep" and e["onset_s"] < x < e["off_s"] + 0.05 for e in ev):
+        return "inside a lit lamp (or at its end)"
+    if any(abs(x - c) < 0.15 for c in t["cuts_s"]):
+        return "at a cut"
+    if len(joins) and np.abs(joins - x).min() < 0.5:
+        return "within 0.5 s of a window join"
+    return "elsewhere"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("work", type=Path, nargs="+", help="independent_eval.py --keep work directories")
+    args = ap.parse_args()
+    recall: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    causes: Counter = Counter()
+    minutes = 0.0
+    for work in args.work:
+        report = json.loads((work / "out" / "report.json").read_text())
+        joins_of = {Path(j["input"]["uri"]).stem: np.array(j.get("joins_s") or []) for j in report["jobs"]}
+        for tj in sorted((work / "clips").glob("clip*.json")):
+            t = json.loads(tj.read_text())
+            minutes += t["duration_s"] / 60
+            det = detect_onsets(read_audio(work / "out" / f"{tj.stem}.foley.mp4", SAMPLE_RATE_HZ), SAMPLE_RATE_HZ)
+            det = det[det < t["duration_s"]]
+            ev = [e for e in t["events"] if e["kind"] in SCORED]
+            ref = np.array([e["onset_s"] for e in ev])
+            slides = np.array([e["onset_s"] for e in t["events"] if e["kind"] not in SCORED])
+            pairs = match(det, ref, 0.10)
+            hit_det, hit_ref = {i for i, _ in pairs}, {j for _, j in pairs}
+            every = np.array([e["onset_s"] for e in t["events"]])
+            for j, e in enumerate(ev):
+                h = int(j in hit_ref)
+                gaps = np.sort(np.abs(every - e["onset_s"]))
+                gap = gaps[1] if len(gaps) > 1 else np.inf
+                keys = [e["kind"], f"{e['kind']}, next other event " +
+                        ("< 100 ms" if gap < 0.1 else "100-250 ms" if gap < 0.25 else ">= 250 ms")]
+                if e["kind"] == "impact":
+                    keys.append("impact, " + hop_bucket(e, t["events"]))
+                for k in keys:
+                    recall[k][0] += h
+                    recall[k][1] += 1
+            for i, x in enumerate(det):
+                near = lambda a: len(a) and float(np.abs(a - x).min()) <= 0.1  # noqa: E731
+                if i not in hit_det and not near(ref) and not near(slides):
+                    causes[false_cause(float(x), t, ev, joins_of.get(tj.stem, np.zeros(0)))] += 1
+    print(f"{len(args.work)} run(s), {minutes:.1f} minutes of clips\n\nrecall within +-100 ms")
+    for k in sorted(recall):
+        h, n = recall[k]
+        print(f"  {k:<40} {h:5d} / {n:<5d} {h / n:.3f}")
+    total = sum(causes.values())
+    print(f"\nfalse onsets: {total} ({total / minutes:.2f} a minute)")
+    for k, n in causes.most_common():
+        print(f"  {k:<40} {n:5d}  {n / minutes:.2f} a minute")
+
+
+if __name__ == "__main__":
+    main()
