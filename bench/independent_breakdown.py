@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from judgeworld.audio import SAMPLE_RATE_HZ  # noqa: E402
 from judgeworld.media import read_audio  # noqa: E402
-from judgeworld.score import SCORED, detect_onsets, match  # noqa: E402
+from judgeworld.score import SCORED, detect_onsets, false_onsets, match  # noqa: E402
 
 ROWS = 32  # the tiny model's frames are 32 x 32
 
@@ -78,7 +78,7 @@ def main() -> None:
             ref = np.array([e["onset_s"] for e in ev])
             slides = np.array([e["onset_s"] for e in t["events"] if e["kind"] not in SCORED])
             pairs = match(det, ref, 0.10)
-            hit_det, hit_ref = {i for i, _ in pairs}, {j for _, j in pairs}
+            hit_ref = {j for _, j in pairs}
             every = np.array([e["onset_s"] for e in t["events"]])
             for j, e in enumerate(ev):
                 h = int(j in hit_ref)
@@ -91,10 +91,8 @@ def main() -> None:
                 for k in keys:
                     recall[k][0] += h
                     recall[k][1] += 1
-            for i, x in enumerate(det):
-                near = lambda a: len(a) and float(np.abs(a - x).min()) <= 0.1  # noqa: E731
-                if i not in hit_det and not near(ref) and not near(slides):
-                    causes[false_cause(float(x), t, ev, joins_of.get(tj.stem, np.zeros(0)))] += 1
+            for x in false_onsets(det, ref, slides, pairs):
+                causes[false_cause(x, t, ev, joins_of.get(tj.stem, np.zeros(0)))] += 1
     print(f"{len(args.work)} run(s), {minutes:.1f} minutes of clips\n\nrecall within +-100 ms")
     for k in sorted(recall):
         h, n = recall[k]

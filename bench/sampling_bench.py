@@ -43,10 +43,10 @@ def main() -> None:
             model.sample_candidates(cond, noises, steps=1)  # warm-up
             best = min(_timed(lambda: model.sample_candidates(cond, noises)) for _ in range(args.repeats))
             rows.append((n, best))
-        n = cfg.sampling.candidates
+        k = cfg.sampling.candidates
         split = None
-        if n > 1 and cond.onset_prob is not None:  # where the default's time goes: sampling vs the judge's choice
-            noises = torch.randn(n, 1, T, C, generator=g)
+        if k > 1 and cond.onset_prob is not None:  # where the default's time goes: sampling vs the judge's choice
+            noises = torch.randn(k, 1, T, C, generator=g)
             lat = model.sample_each(cond, noises)
             sample = min(_timed(lambda: model.sample_each(cond, noises)) for _ in range(args.repeats))
             choose = min(_timed(lambda: model.choose_candidates(lat, cond)) for _ in range(args.repeats))
@@ -57,7 +57,7 @@ def main() -> None:
         what = "one sample" if n == 1 else f"{n} candidates reranked by the picture onset judge (the default)"
         print(f"  {what:<62} {s:6.3f} s   ({args.seconds / s:5.2f}x realtime)")
     if split:
-        print(f"    of which: {n} candidates sampled in one batch {split[0]:.3f} s, the judge's choice (decode, "
+        print(f"    of which: {cfg.sampling.candidates} candidates sampled in one batch {split[0]:.3f} s, the judge's choice (decode, "
               f"Griffin-Lim, onsets) {split[1]:.3f} s (best of {args.repeats} each)")
 
 

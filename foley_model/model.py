@@ -186,7 +186,7 @@ class FoleyModel(nn.Module):
                            frames_start_s=None, num_latent_frames: int | None = None,
                            sync_feats: torch.Tensor | None = None, semantic_feats: torch.Tensor | None = None,
                            text_feats: torch.Tensor | None = None, num_visual_tokens: int | None = None,
-                           shot_starts: Sequence[Sequence[int]] | None = None) -> Conditions:
+                           shot_starts: Sequence[Sequence[int]] | None = None, cue: bool = True) -> Conditions:
         """Encode a batch of windows once.
 
         frames: (B, Tf, H, W, 3) RGB uint8 (or float in [0, 1]) at 24 fps, any size; frame k of item b
@@ -199,7 +199,8 @@ class FoleyModel(nn.Module):
         starting at frames_start_s, and text_feats (B, Lt, text_dim). num_latent_frames / num_visual_tokens:
         pad to these lengths (a length bucket, so a batch has a fixed shape) instead of the longest window's.
         shot_starts: per item, the frames where a new shot starts, when the caller already knows them
-        (as `frame_cuts` finds them; default: found here).
+        (as `frame_cuts` finds them; default: found here). cue False: no judge cue, and the judge does not run
+        (the DiT stage withholds the cue from every item).
         """
         cfg, enc, dev = self.cfg, self.cfg.encoders, self.device
         B = len(captions)
@@ -233,11 +234,11 @@ class FoleyModel(nn.Module):
             visual = self.visual_in(sem.reshape(B, Lv, 3, -1).mean(2))  # (B, Lv, D)
             cues = resample_by_time(position_cues(x, cfg.stereo.cue_columns), zero, enc.sync_fps,
                                     rel(mel_times)).transpose(1, 2)  # (B, 2 cols, 2T)
-            onset_prob = cue = None
-            if self.cue_in is not None:
+            onset_prob = cue_feat = None
+            if self.cue_in is not None and cue:
                 onset_prob = self.picture_onsets(feats, start - f0, 2 * T)  # (B, 2T)
-                cue = self.cue_in(onset_prob.reshape(B, T, cfg.vae.time_compression))  # (B, T, D)
-            elif self.judge is not None and not self.training:  # only sampling reads it (the judge stage calls it)
+                cue_feat = self.cue_in(onset_prob.reshape(B, T, cfg.vae.time_compression))  # (B, T, D)
+            elif self.cue_in is None and self.judge is not None and not self.training:  # only sampling reads it (the judge stage calls it)
                 onset_prob = torch.sigmoid(self.judge(self.judge_features(feats, rel(mel_times))))  # (B, 2T)
         else:
             assert sync_feats is not None and semantic_feats is not None, "pretrained variant needs features"
@@ -246,7 +247,7 @@ class FoleyModel(nn.Module):
             visual = self.visual_in(resample_by_time(semantic_feats.to(dev).float(), zero - 0.5 / enc.semantic_fps,
                                                      enc.semantic_fps, rel(tok_t)))  # (B, Lv, D)
             cues = torch.zeros(B, 2 * cfg.stereo.cue_columns, 2 * T, device=dev)
-            onset_prob = cue = None
+            onset_prob = cue_feat = None
         text, text_mask = self.encode_text(captions, text_feats)  # (B, Lt, D), (B, Lt)
         vm = visual_mask[..., None].float()
         pooled_visual = self.pool_visual((visual * vm).sum(1) / vm.sum(1).clamp_min(1))  # (B, D)
@@ -257,7 +258,7 @@ class FoleyModel(nn.Module):
             latent_mask=latent_mask, sync=sync, visual=visual, visual_mask=visual_mask,
             visual_pos=(tok_rel * rate).float().expand(B, Lv), text=text, text_mask=text_mask,
             pooled_visual=pooled_visual, pooled_text=pooled_text, duration=self.duration_embed(dur_feat), cues=cues,
-            onset_prob=onset_prob, cue=cue)
+            onset_prob=onset_prob, cue=cue_feat)
 
     @torch.no_grad()
     def picture_onsets(self, feats: torch.Tensor, start_s: torch.Tensor, num_mel: int) -> torch.Tensor:

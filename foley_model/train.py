@@ -405,7 +405,7 @@ class Trainer:
         caps = ["" if self.rng.random() < tr.p_drop_text else c for c in batch.captions]
         cond = m.prepare_conditions(batch.frames, caps, [o + s / rate for o, s in zip(offs, starts)],
                                     [L / rate for L in lens], frames_start_s=offs, num_latent_frames=Lmax,
-                                    shot_starts=batch.shot_starts)
+                                    shot_starts=batch.shot_starts, cue=cue)
         aux = None
         if strength is not None:  # before the path drops: the head always sees the real sync features
             aux = masked_mse(self.sync_aux(cond.sync), torch.cat([x1, onset[..., None]], -1), cond.latent_mask)
@@ -413,7 +413,7 @@ class Trainer:
         p1, p2, p3 = tr.p_drop_visual, tr.p_drop_visual + tr.p_drop_sync, tr.p_drop_visual + tr.p_drop_sync + tr.p_drop_both
         drop_v = (u < p1) | ((u >= p2) & (u < p3))
         drop_s = ((u >= p1) & (u < p2)) | ((u >= p2) & (u < p3))
-        drop_c = torch.rand(B) < tr.p_drop_cue if cue else torch.ones(B, dtype=torch.bool)
+        drop_c = torch.rand(B) < tr.p_drop_cue if cue else None  # without the cue there is none to drop
         cond = m.drop(cond, drop_v, drop_s, drop_c)
         x0 = torch.randn_like(x1)
         t = sample_t_logit_normal(B)

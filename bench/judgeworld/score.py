@@ -118,6 +118,13 @@ def _near(t_s: float, times: np.ndarray, tol_s: float = 0.1) -> bool:
     return bool(len(times)) and float(np.abs(times - t_s).min()) <= tol_s
 
 
+def false_onsets(det: np.ndarray, ref: np.ndarray, slides: np.ndarray, pairs100: list[tuple[int, int]]) -> list[float]:
+    """Detections that count as false: in no +-100 ms pair, and more than 100 ms from every scored onset
+    (`ref`) and every slide onset."""
+    matched = {i for i, _ in pairs100}
+    return [float(t) for i, t in enumerate(det) if i not in matched and not _near(t, slides) and not _near(t, ref)]
+
+
 def score_clip(audio: np.ndarray, sr: int, truth: dict) -> dict:
     """Counts for one clip (sum them over clips, then `metrics`). audio: (n, 2) float."""
     duration_s, mono = truth["duration_s"], audio.mean(axis=1)
@@ -132,8 +139,7 @@ def score_clip(audio: np.ndarray, sr: int, truth: dict) -> dict:
     excused = [t for t in unmatched if _near(t, slides)]            # a slide starting: neither hit nor false
     c = {"n_clips": 1, "duration_s": duration_s, "n_events": len(ref), "n_det": len(det) - len(excused),
          "tp50": len(pairs50), "tp100": len(pairs100), "abs_offset_s_sum": 0.0, "kind_ok": 0, "side_n": 0,
-         "side_ok": 0, "n_false": sum(1 for t in unmatched if not _near(t, slides) and not _near(t, ref)),
-         "matches": []}
+         "side_ok": 0, "n_false": len(false_onsets(det, ref, slides, pairs100)), "matches": []}
     for i, j in pairs100:
         e, t = ev[j], float(det[i])
         kind = "beep" if flatness(mono, sr, t) < FLAT_MIN else "impact"
