@@ -17,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-FIELDS = ("n_events", "n_det", "tp50", "tp100", "n_false", "duration_s")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from judgeworld.score import metrics as scorer_metrics  # noqa: E402
+
+# the per-clip counts `judgeworld.score.score_clip` writes (all but its list of matches)
+FIELDS = ("n_clips", "duration_s", "n_events", "n_det", "tp50", "tp100", "abs_offset_s_sum", "kind_ok", "side_n",
+          "side_ok", "n_false")
 
 
 def clip_counts(work_dirs: list[Path]) -> tuple[list[str], np.ndarray]:
@@ -33,11 +39,14 @@ def clip_counts(work_dirs: list[Path]) -> tuple[list[str], np.ndarray]:
 
 
 def metrics(c: np.ndarray) -> dict[str, float]:
-    """Pooled metrics of counts `c` (n_clips, FIELDS): the independent scorer's summary over these clips."""
-    ev, det, tp50, tp100, false, dur = c.sum(axis=0)
-    return {"f1_50": 2 * tp50 / max(ev + det, 1), "f1_100": 2 * tp100 / max(ev + det, 1),
-            "recall_50": tp50 / max(ev, 1), "precision_50": tp50 / max(det, 1),
-            "false_per_min": 60.0 * false / max(dur, 1e-9)}
+    """Pooled metrics of counts `c` (n_clips, FIELDS): the independent scorer's own summary over these clips
+    (`judgeworld.score.metrics`), with recall and precision at +-50 ms beside its F1."""
+    sums = dict(zip(FIELDS, c.sum(axis=0).tolist()))
+    m = scorer_metrics(sums)
+    return {"f1_50": m["f1_50"], "f1_100": m["f1_100"],
+            "recall_50": sums["tp50"] / sums["n_events"] if sums["n_events"] else 1.0,
+            "precision_50": sums["tp50"] / sums["n_det"] if sums["n_det"] else 1.0,
+            "false_per_min": m["false_per_min"]}
 
 
 def paired_bootstrap(base: np.ndarray, new: np.ndarray, draws: int = 5000,
@@ -81,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the two sides hold different clips (seeds or clip arguments differ)", file=sys.stderr)
         return 1
     ma, mb = metrics(ca), metrics(cb)
-    print(f"{len(names_a)} clips, {int(ca[:, 0].sum())} events, {ca[:, 5].sum() / 60:.1f} minutes")
+    ev, dur = ca[:, FIELDS.index("n_events")].sum(), ca[:, FIELDS.index("duration_s")].sum()
+    print(f"{len(names_a)} clips, {int(ev)} events, {dur / 60:.1f} minutes")
     print(f"{'metric':<15}{'base':>9}{'new':>9}{'new-base':>10}   95 % interval (paired bootstrap)")
     for k, (d, lo, hi) in paired_bootstrap(ca, cb, max(a.draws, b.draws)).items():
         fmt = "{:.2f}" if k == "false_per_min" else "{:.3f}"

@@ -57,7 +57,7 @@ def main() -> None:
         what = "one sample" if n == 1 else f"{n} candidates reranked by the picture onset judge (the default)"
         print(f"  {what:<62} {s:6.3f} s   ({args.seconds / s:5.2f}x realtime)")
     if split:
-        print(f"    of which: {cfg.sampling.candidates} candidates sampled in one batch {split[0]:.3f} s, the judge's choice (decode, "
+        print(f"    of which: {k} candidates sampled in one batch {split[0]:.3f} s, the judge's choice (decode, "
               f"Griffin-Lim, onsets) {split[1]:.3f} s (best of {args.repeats} each)")
 
 

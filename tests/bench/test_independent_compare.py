@@ -5,13 +5,15 @@ import json
 
 import numpy as np
 
-from bench.independent_compare import clip_counts, main, metrics, paired_bootstrap
+from bench.independent_compare import FIELDS, clip_counts, main, metrics, paired_bootstrap
 
 
 def _run(tmp_path, name: str, tps: list[int], seed: int = 4, n_clips: int = 30) -> str:
-    clips = [{"name": f"clip{i:03d}", "model": {"n_events": 20, "n_det": 20, "tp50": tps[i % len(tps)],
-                                                "tp100": tps[i % len(tps)], "n_false": 20 - tps[i % len(tps)],
-                                                "duration_s": 10.0}} for i in range(n_clips)]
+    def counts(tp: int) -> dict:
+        return {"n_clips": 1, "duration_s": 10.0, "n_events": 20, "n_det": 20, "tp50": tp, "tp100": tp,
+                "abs_offset_s_sum": 0.01 * tp, "kind_ok": tp, "side_n": tp, "side_ok": tp, "n_false": 20 - tp,
+                "matches": []}
+    clips = [{"name": f"clip{i:03d}", "model": counts(tps[i % len(tps)])} for i in range(n_clips)]
     d = tmp_path / name
     d.mkdir()
     (d / "scores.json").write_text(json.dumps({"args": {"seed": seed}, "clips": clips}))
@@ -19,7 +21,9 @@ def _run(tmp_path, name: str, tps: list[int], seed: int = 4, n_clips: int = 30) 
 
 
 def test_pooled_metrics_are_the_scorers_summary():
-    c = np.array([[10, 8, 6, 7, 2, 30.0], [20, 22, 18, 19, 4, 30.0]])
+    # FIELDS: n_clips, duration_s, n_events, n_det, tp50, tp100, abs_offset_s_sum, kind_ok, side_n, side_ok, n_false
+    c = np.array([[1, 30.0, 10, 8, 6, 7, 0.1, 7, 7, 6, 2], [1, 30.0, 20, 22, 18, 19, 0.2, 19, 19, 17, 4]])
+    assert c.shape[1] == len(FIELDS)
     m = metrics(c)
     assert m["f1_50"] == 2 * 24 / 60 and m["f1_100"] == 2 * 26 / 60
     assert m["recall_50"] == 24 / 30 and m["precision_50"] == 24 / 30 and m["false_per_min"] == 6.0
