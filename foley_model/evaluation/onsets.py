@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ def stft_db(audio: np.ndarray, sample_rate_hz: int, p: OnsetParams = DEFAULT) ->
     hop = max(1, int(round(p.hop_s * sample_rate_hz)))
     pad = np.pad(x, (n_fft // 2, n_fft // 2 + hop), mode="reflect")
     n_frames = 1 + len(x) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
-    mag = np.abs(np.fft.rfft(pad[idx] * np.hanning(n_fft), axis=1))
+    frames = np.lib.stride_tricks.sliding_window_view(pad, n_fft)[::hop][:n_frames]  # a view, no copy
+    mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1))
     # compress relative to the clip's loudest bin, but never to less than a moderate sound's, so
     # a silent or ambience-only clip stays near zero; below the knee the scale is ~linear, so quiet
     # slow swells (a slide starting) rise little while sudden loud rises stay big
@@ -67,24 +68,25 @@ def novelty(audio: np.ndarray, sample_rate_hz: int, p: OnsetParams = DEFAULT) ->
     s, hop_s, freqs = stft_db(audio, sample_rate_hz, p)
     s = s[:, freqs >= p.min_hz]
     ref = s.copy()
-    for k in range(1, p.freq_max_bins + 1):  # max filter across frequency
-        ref[:, k:] = np.maximum(ref[:, k:], s[:, :-k])
-        ref[:, :-k] = np.maximum(ref[:, :-k], s[:, k:])
+    for k in range(1, p.freq_max_bins + 1):  # max filter across frequency (in place: no temporaries)
+        np.maximum(ref[:, k:], s[:, :-k], out=ref[:, k:])
+        np.maximum(ref[:, :-k], s[:, k:], out=ref[:, :-k])
     past = ref.copy()
     for m in range(1, p.time_max_frames):  # and across the few frames before: noise rarely beats that
-        past[m:] = np.maximum(past[m:], ref[:-m])
+        np.maximum(past[m:], ref[:-m], out=past[m:])
     rise = np.zeros_like(s)
-    rise[p.lag_frames:] = s[p.lag_frames:] - past[:-p.lag_frames]
-    rise = np.maximum(rise - p.dead_band_db, 0.0)
-    nov = (rise ** 2).sum(axis=1)
+    np.subtract(s[p.lag_frames:], past[:-p.lag_frames], out=rise[p.lag_frames:])
+    rise -= p.dead_band_db
+    np.maximum(rise, 0.0, out=rise)
+    nov = np.square(rise, out=rise).sum(axis=1)
     nov[-(p.window_s / hop_s // 2 + 1).__int__():] = 0  # the clip's end is not an onset
     return nov, hop_s
 
 
 def _moving_median(x: np.ndarray, half: int) -> np.ndarray:
-    pad = np.pad(x, half, mode="edge")
-    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * half + 1)
-    return np.median(win, axis=1)
+    """Median over [i - half, i + half], the ends extended by their edge value (an odd window: the middle
+    value itself, so scipy's filter gives exactly np.median of each window)."""
+    return median_filter(np.asarray(x, dtype=np.float64), size=2 * half + 1, mode="nearest")
 
 
 def detect_onsets(audio: np.ndarray, sample_rate_hz: int, params: OnsetParams = DEFAULT) -> np.ndarray:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from foley_model.evaluation import (
     aggregate, classify_kind, detect_onsets, f1, match_onsets, score_clip, seam_ratio, side_of,
 )
+from foley_model.evaluation.onsets import _moving_median
 from foley_model.toyworld import Event, GenStyle, stream_clips
 
 SR = 16000
@@ -119,6 +120,14 @@ def test_detector_finds_isolated_knocks_precisely():
     det = detect_onsets(audio, SR)
     assert len(det) == len(truth)
     assert np.max(np.abs(det - np.asarray(truth))) <= 0.01
+
+
+@given(st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=300), st.integers(1, 40))
+@settings(max_examples=60, deadline=None)
+def test_moving_median_is_each_edge_extended_window_median(values, half):
+    x = np.asarray(values)
+    ref = np.median(np.lib.stride_tricks.sliding_window_view(np.pad(x, half, mode="edge"), 2 * half + 1), axis=1)
+    assert np.array_equal(_moving_median(x, half), ref)  # exactly: an odd window's median is one of its values
 
 
 def test_score_clip_counts_by_hand():
