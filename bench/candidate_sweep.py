@@ -4,7 +4,8 @@
     .venv/bin/python bench/candidate_sweep.py replay runs/val.pkl [--n 4] [--threshold 0.7] [--extra 2.5] ...
 
 Rules: the judge's threshold, extra_weight and offset_weight (`foley_model.judge.candidate_score`),
-which onsets it compares (Griffin-Lim mono as shipped, or the delivery audio) and how many candidates;
+which onsets it compares (Griffin-Lim mono as shipped, the delivery audio, or an early choice's estimate
+after N of the steps: collect --early N, replay --signal aN) and how many candidates;
 --oracle adds the pick by ground truth, the headroom of n candidates.
 
 `rejudge` swaps in the picture onset probability of another checkpoint's judge (the same DiT), so a
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from foley_model.checkpoint import load_checkpoint  # noqa: E402
 from foley_model.configs import JudgeConfig  # noqa: E402
+from foley_model.flow_matching import predict_x1  # noqa: E402
 from foley_model.eval_run import STREAMS, clip_noise, held_out_clips  # noqa: E402
 from foley_model.evaluation import aggregate, score_clip  # noqa: E402
 from foley_model.evaluation.onsets import detect_onsets  # noqa: E402
@@ -57,9 +59,16 @@ def collect(args) -> None:
         cond = model.prepare_conditions(frames, [c.caption for c in clips], [0.0] * B, [args.duration] * B)
         T, C = cond.latent_mask.shape[1], cfg.vae.latent_channels
         noises = torch.stack([torch.stack([clip_noise(c.seed, T, C, k) for c in clips]) for k in range(args.k)])
-        lat = model.sample_each(cond, noises)  # (K, B, T, C)
+        est: dict[int, torch.Tensor] = {}
+
+        def keep(i, x, v, t):  # the clean-latent estimate after i + 1 steps (an early choice's signal)
+            if i + 1 in args.early:
+                est[i + 1] = predict_x1(x, v, t) * cond.latent_mask.repeat(args.k, 1)[..., None]
+        lat = model.sample_each(cond, noises, observe=keep)  # (K, B, T, C)
         mono = model.decode_mel(lat.reshape(args.k * B, T, C))
         gl = model.vocode(mono, "griffin_lim").reshape(args.k, B, -1).numpy()
+        early = {a: model.vocode(model.decode_mel(x), "griffin_lim").reshape(args.k, B, -1).numpy()
+                 for a, x in est.items()}
         cues = torch.cat([cond.cues] * args.k)
         wave = model.vocode(model.to_stereo(mono, cues)).reshape(args.k, B, 2, -1).numpy()
         n = int(round(args.duration * sr))
@@ -71,6 +80,7 @@ def collect(args) -> None:
                 "prob": prob[b],
                 "events": [(e.kind, e.onset_s, e.x) for e in c.events],
                 "gl_onsets": [detect_onsets(gl[k, b, :n], sr) for k in range(args.k)],
+                **{f"a{a}_onsets": [detect_onsets(w[k, b, :n], sr) for k in range(args.k)] for a, w in early.items()},
                 "out_onsets": det,  # on the delivery audio, as scored
                 "scores": [score_clip(wave[k, b, :, :n], sr, c.events, d) for k, d in enumerate(det)],
             })
@@ -120,8 +130,8 @@ def rejudge(args) -> None:
 def replay(records: list, meta: dict, n: int, jc: JudgeConfig, signal: str = "gl", oracle: bool = False) -> dict:
     """Aggregate metrics when the judge (config jc) picks among each clip's first n candidates.
 
-    signal: the onsets the judge compares, "gl" (Griffin-Lim mono, as shipped) or "out" (the delivery
-    audio). oracle: pick by the ground-truth score instead (the headroom of n candidates)."""
+    signal: the onsets the judge compares, "gl" (Griffin-Lim mono, as shipped), "out" (the delivery
+    audio) or "aN" (Griffin-Lim mono of the clean-latent estimate after N steps: `sampling.choose_after`). oracle: pick by the ground-truth score instead (the headroom of n candidates)."""
     picked = []
     for r in records:
         if oracle:
@@ -163,6 +173,9 @@ def main() -> None:
     c.add_argument("--duration", type=float, default=4.0)
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--checkpoint", default=None)
+    c.add_argument("--early", type=int, nargs="*", default=[],
+                   help="also keep the Griffin-Lim onsets of each candidate's clean-latent estimate after these "
+                        "many steps (replay --signal aN: the choice `sampling.choose_after` N would make)")
     c.add_argument("--out", required=True)
     j = sub.add_parser("rejudge")
     j.add_argument("data")
@@ -175,7 +188,9 @@ def main() -> None:
     r.add_argument("--threshold", type=float, nargs="+", default=[None])
     r.add_argument("--extra", type=float, nargs="+", default=[None])
     r.add_argument("--offset-weight", type=float, nargs="+", default=[None])
-    r.add_argument("--signal", choices=("gl", "out"), nargs="+", default=["gl"])
+    r.add_argument("--signal", nargs="+", default=["gl"],
+                   help="gl (Griffin-Lim mono of the final latents, as shipped), out (the delivery audio), "
+                        "aN (the estimate after N steps; collected with --early N)")
     r.add_argument("--oracle", action="store_true", help="also the ground-truth pick (headroom)")
     args = ap.parse_args()
     if args.cmd == "collect":
@@ -186,6 +201,9 @@ def main() -> None:
         data = pickle.load(f)
     meta, records = data["meta"], data["records"]
     base = JudgeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["judge"].items()})
+    missing = [sig for sig in args.signal if f"{sig}_onsets" not in records[0]]
+    if missing:
+        raise SystemExit(f"{args.data} holds no onsets for signal(s) {', '.join(missing)} (collect --early N for aN)")
     print(f"stream {meta['stream']}, {len(records)} clips, K={meta['k']}")
     for thr in args.threshold:
         j = judge_alone(records, meta, dataclasses.replace(base, threshold=thr or base.threshold))

@@ -11,6 +11,13 @@ from typing import Callable
 import torch
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x (B, T, C), t (B,)) -> (B, T, C)
+Observer = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]  # (step, x, v, t) -> None
+
+
+def predict_x1(x: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The clean data a straight flow from x (B, T, C) at time t (B,) with velocity v reaches at t = 1. At the
+    last Euler step this IS the sampler's output, earlier it is its current estimate of it."""
+    return x + (1 - t)[:, None, None] * v
 
 
 def sample_t_logit_normal(n: int, generator: torch.Generator | None = None, mean: float = 0.0,
@@ -33,11 +40,14 @@ class FlowMatching:
     steps: int = 10
     method: str = "euler"  # or "heun"
 
-    def run_t0_to_t1(self, fn: Velocity, x0: torch.Tensor, steps: int | None = None, from_step: int = 0) -> torch.Tensor:
+    def run_t0_to_t1(self, fn: Velocity, x0: torch.Tensor, steps: int | None = None, from_step: int = 0,
+                     observe: Observer | None = None) -> torch.Tensor:
         """Integrate dx/dt = fn(x, t) from t = 0 (x0, caller's noise) to t = 1 (data).
 
         from_step k > 0: x0 is the state at grid point t = k / steps (a partly noised latent) and only the
-        last steps - k steps run, on the same grid (SDEdit-style: the sampler's own final steps)."""
+        last steps - k steps run, on the same grid (SDEdit-style: the sampler's own final steps).
+        observe(i, x, v, t): called at every step i with the state, its (first) velocity and its time,
+        before the update (a study hook: the clean-data estimate of step i is `predict_x1(x, v, t)`)."""
         n = steps or self.steps
         assert n >= 1 and 0 <= from_step < n, f"{n=} {from_step=}"
         ts = torch.linspace(0.0, 1.0, n + 1, device=x0.device)
@@ -45,6 +55,8 @@ class FlowMatching:
         for i in range(from_step, n):
             t0, t1 = ts[i].expand(x.shape[0]), ts[i + 1].expand(x.shape[0])
             v = fn(x, t0)  # (B, T, C)
+            if observe is not None:
+                observe(i, x, v, t0)
             if self.method == "heun" and i < n - 1:
                 v = 0.5 * (v + fn(x + (ts[i + 1] - ts[i]) * v, t1))
             x = x + (ts[i + 1] - ts[i]) * v

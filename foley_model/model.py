@@ -23,7 +23,7 @@ from .configs import CHOICES, ModelConfig
 from .encoders import (FeatureAdapter, FrameCNN, HashedTextEncoder, frames_to_float, position_cues,
                        resample_by_time)
 from .evaluation.onsets import detect_onsets
-from .flow_matching import FlowMatching, Velocity
+from .flow_matching import FlowMatching, Observer, Velocity
 from .judge import PictureOnsetJudge, choose, peak_frames, plan_segments, segment_weights
 from .mel import MelSpectrogram
 from .mmdit import MMDiT, sinusoidal
@@ -330,24 +330,25 @@ class FoleyModel(nn.Module):
                        cfg_scale: float | None = None, negative_prompt: Sequence[str] | None = None,
                        method: str | None = None,
                        bind: Callable[[tuple[torch.Tensor, ...]], Velocity] | None = None,
-                       from_step: int = 0) -> torch.Tensor:
+                       from_step: int = 0, observe: Observer | None = None) -> torch.Tensor:
         """Integrate from the caller's noise (B, T, C) (timeline noise) to standardised latents (B, T, C).
 
         Padded frames (latent_mask False) come back as zeros; real frames do not depend on padding.
         CFG runs as ONE forward pass per step over the conditional and unconditional halves of a 2B
         batch. bind: see `bind_velocity` (the engine the network runs in; default eager). from_step k > 0:
         `noise` is instead a latent noised to flow time k / steps, and only the remaining steps run.
+        observe: the sampler's per-step hook, given the guided velocity (`FlowMatching.run_t0_to_t1`).
         """
         assert noise.shape[:2] == cond.latent_mask.shape, f"{noise.shape=} {cond.latent_mask.shape=}"
         scale = self.cfg.sampling.cfg_scale if cfg_scale is None else float(cfg_scale)
         sampler = FlowMatching(steps or self.cfg.sampling.steps, method or self.cfg.sampling.method)
         noise = noise.to(self.device, torch.float32)
         if scale == 1.0:
-            x = sampler.run_t0_to_t1(self.bind_velocity(cond, bind), noise, from_step=from_step)
+            fn = self.bind_velocity(cond, bind)
         else:
             pair = self.bind_velocity(cat_conditions(cond, self.unconditional(cond, negative_prompt)), bind)
             fn = lambda x, t: FlowMatching.cfg_velocity_batched(pair, x, t, scale)  # noqa: E731
-            x = sampler.run_t0_to_t1(fn, noise, from_step=from_step)
+        x = sampler.run_t0_to_t1(fn, noise, from_step=from_step, observe=observe)
         return x * cond.latent_mask[..., None]  # (B, T, C)
 
     @torch.no_grad()
@@ -368,9 +369,9 @@ class FoleyModel(nn.Module):
         if N == 1 or cond.onset_prob is None:
             lat = self.sample_latents(cond, noises[0], steps, cfg_scale, negative_prompt, method, bind)
             return lat, torch.zeros(B, dtype=torch.long)
-        lat = self.sample_each(cond, noises, steps, cfg_scale, negative_prompt, method, bind)
         choose_per = choose_per or self.cfg.sampling.choose_per
         assert choose_per in CHOICES, f"{choose_per=}"
+        lat = self.sample_each(cond, noises, steps, cfg_scale, negative_prompt, method, bind)
         if choose_per == "segment":
             return self.compose_candidates(lat, cond)
         chosen = self.choose_candidates(lat, cond)
@@ -380,14 +381,17 @@ class FoleyModel(nn.Module):
     def sample_each(self, cond: Conditions, noises: torch.Tensor, steps: int | None = None,
                     cfg_scale: float | None = None, negative_prompt: Sequence[str] | None = None,
                     method: str | None = None,
-                    bind: Callable[[tuple[torch.Tensor, ...]], Velocity] | None = None) -> torch.Tensor:
-        """Every candidate, none chosen: noises (N, B, T, C) -> latents (N, B, T, C), sampled in ONE batch."""
+                    bind: Callable[[tuple[torch.Tensor, ...]], Velocity] | None = None,
+                    observe: Observer | None = None) -> torch.Tensor:
+        """Every candidate, none chosen: noises (N, B, T, C) -> latents (N, B, T, C), sampled in ONE batch
+        (observe: `sample_latents`'; it sees candidate-major tensors, (N * B, T, C))."""
         N, B, T, C = noises.shape
         rep = cond
         for _ in range(N - 1):
             rep = cat_conditions(rep, cond)  # candidate-major: [k=0: b0..bB-1, k=1: ...]
         neg = list(negative_prompt) * N if negative_prompt is not None else None
-        lat = self.sample_latents(rep, noises.reshape(N * B, T, C), steps, cfg_scale, neg, method, bind)
+        lat = self.sample_latents(rep, noises.reshape(N * B, T, C), steps, cfg_scale, neg, method, bind,
+                                  observe=observe)
         return lat.reshape(N, B, T, C)
 
     @torch.no_grad()

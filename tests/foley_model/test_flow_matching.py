@@ -1,6 +1,6 @@
 import torch
 
-from foley_model.flow_matching import FlowMatching, interpolate, masked_mse, sample_t_logit_normal
+from foley_model.flow_matching import FlowMatching, interpolate, masked_mse, predict_x1, sample_t_logit_normal
 
 
 def test_euler_integrates_a_linear_flow_exactly():
@@ -59,3 +59,15 @@ def test_from_step_runs_only_the_last_steps_of_the_same_grid():
     # from the last grid point only one step runs: x + dt v(x, 0.9)
     assert torch.allclose(sampler.run_t0_to_t1(fn, x0, from_step=9), x0 + 0.1 * fn(x0, torch.full((2,), 0.9)),
                           atol=1e-6)
+
+
+def test_observe_sees_every_step_and_its_clean_data_estimate():
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.randn(2, 6, 3, generator=g)
+    fn = lambda x, t: torch.sin(3 * x) + t[:, None, None]  # noqa: E731
+    seen = []
+    out = FlowMatching(5).run_t0_to_t1(fn, x0, observe=lambda i, x, v, t: seen.append((i, predict_x1(x, v, t))))
+    assert [i for i, _ in seen] == [0, 1, 2, 3, 4]
+    assert torch.allclose(seen[-1][1], out, atol=1e-6)  # at the last Euler step the estimate is the output
+    assert torch.allclose(seen[0][1], x0 + fn(x0, torch.zeros(2)), atol=1e-6)  # one straight step from noise
+    assert not torch.allclose(seen[1][1], out, atol=1e-3)  # earlier it is only an estimate
