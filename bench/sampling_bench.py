@@ -1,6 +1,7 @@
 """Latents for one 10 s window with the shipped tiny checkpoint: one sample vs the default reranked candidates.
 
     .venv/bin/python bench/sampling_bench.py [--seconds 10] [--threads 2] [--repeats 3] [--checkpoint DIR]
+                                             [--candidates 1 4 5]
 
 The issue's CPU goal: the tiny variant generates latents for 10 s of audio in <= 2 s on 2 cores at its
 default step count. The default now samples `SamplingConfig.candidates` latents per window in one batch
@@ -27,7 +28,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--candidates", type=int, nargs="+", default=None,
+                    help="candidate counts to time side by side (default: 1 and the model's default)")
     args = ap.parse_args()
+    if args.candidates and not all(1 <= n <= 16 for n in args.candidates):
+        ap.error("--candidates: each count must be 1..16")
     torch.set_num_threads(args.threads)
     model, card = load_checkpoint(args.checkpoint)
     cfg = model.cfg
@@ -38,7 +43,7 @@ def main() -> None:
     with torch.inference_mode():
         cond = model.prepare_conditions(frames, [""], [0.0], [args.seconds])
         T, C = cond.latent_mask.shape[1], cfg.vae.latent_channels
-        for n in sorted({1, cfg.sampling.candidates}):
+        for n in sorted(set(args.candidates or (1, cfg.sampling.candidates))):
             noises = torch.randn(n, 1, T, C, generator=g)
             model.sample_candidates(cond, noises, steps=1)  # warm-up
             best = min(_timed(lambda: model.sample_candidates(cond, noises)) for _ in range(args.repeats))
@@ -54,7 +59,8 @@ def main() -> None:
     print(f"tiny checkpoint {card['sha256'][:12]}, {args.threads} threads, {args.seconds:g} s window "
           f"({T} latent frames), {cfg.sampling.steps} Euler steps, CFG {cfg.sampling.cfg_scale:g}")
     for n, s in rows:
-        what = "one sample" if n == 1 else f"{n} candidates reranked by the picture onset judge (the default)"
+        what = "one sample" if n == 1 else f"{n} candidates reranked by the picture onset judge"
+        what += " (the default)" if n == cfg.sampling.candidates else ""
         print(f"  {what:<62} {s:6.3f} s   ({args.seconds / s:5.2f}x realtime)")
     if split:
         print(f"    of which: {k} candidates sampled in one batch {split[0]:.3f} s, the judge's choice (decode, "

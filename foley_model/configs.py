@@ -143,8 +143,10 @@ class SamplingConfig:
     cfg_scale: float = 3.0
     method: str = "euler"
     # candidates sampled per window (one batch) from independent noises; the picture onset judge keeps
-    # the one whose onsets agree best with the picture (1: no reranking, the caller's noise as is)
-    candidates: int = 5
+    # the one whose onsets agree best with the picture (1: no reranking, the caller's noise as is); 4, not
+    # session 9's 5: the same scores on fresh independent clips (paired over 120, bench/RESULTS.md session
+    # 16) for four fifths of the time, which keeps 10 s of latents under the 2 s CPU goal
+    candidates: int = 4
     # "window": one candidate for the whole window; "segment": the judge keeps a candidate per stretch of the
     # window between the picture's onsets and the latents cross-fade at the joins (`judge.plan_segments`;
     # on fresh independent clips no better yet, bench/RESULTS.md session 12)
