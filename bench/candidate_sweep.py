@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from foley_model.checkpoint import load_checkpoint  # noqa: E402
 from foley_model.configs import JudgeConfig  # noqa: E402
-from foley_model.flow_matching import predict_x1  # noqa: E402
 from foley_model.eval_run import STREAMS, clip_noise, held_out_clips  # noqa: E402
 from foley_model.evaluation import aggregate, score_clip  # noqa: E402
 from foley_model.evaluation.onsets import detect_onsets  # noqa: E402
 from foley_model.evaluation.matching import f1, match_onsets  # noqa: E402
+from foley_model.flow_matching import predict_x1  # noqa: E402
 from foley_model.judge import choose, peak_frames  # noqa: E402
 
 
@@ -131,7 +131,8 @@ def replay(records: list, meta: dict, n: int, jc: JudgeConfig, signal: str = "gl
     """Aggregate metrics when the judge (config jc) picks among each clip's first n candidates.
 
     signal: the onsets the judge compares, "gl" (Griffin-Lim mono, as shipped), "out" (the delivery
-    audio) or "aN" (Griffin-Lim mono of the clean-latent estimate after N steps: `sampling.choose_after`). oracle: pick by the ground-truth score instead (the headroom of n candidates)."""
+    audio) or "aN" (Griffin-Lim mono of the clean-latent estimate after N steps: a choice made before the
+    last steps). oracle: pick by the ground-truth score instead (the headroom of n candidates)."""
     picked = []
     for r in records:
         if oracle:
@@ -175,7 +176,7 @@ def main() -> None:
     c.add_argument("--checkpoint", default=None)
     c.add_argument("--early", type=int, nargs="*", default=[],
                    help="also keep the Griffin-Lim onsets of each candidate's clean-latent estimate after these "
-                        "many steps (replay --signal aN: the choice `sampling.choose_after` N would make)")
+                        "many steps (replay --signal aN: the choice a judge would make that early)")
     c.add_argument("--out", required=True)
     j = sub.add_parser("rejudge")
     j.add_argument("data")
