@@ -66,9 +66,9 @@ def collect(args) -> None:
                 est[i + 1] = predict_x1(x, v, t) * cond.latent_mask.repeat(args.k, 1)[..., None]
         lat = model.sample_each(cond, noises, observe=keep)  # (K, B, T, C)
         mono = model.decode_mel(lat.reshape(args.k * B, T, C))
-        gl = model.vocode(mono, "griffin_lim").reshape(args.k, B, -1).numpy()
-        early = {a: model.vocode(model.decode_mel(x), "griffin_lim").reshape(args.k, B, -1).numpy()
-                 for a, x in est.items()}
+        # the Griffin-Lim mono audio each judge signal reads: the final latents' ("gl") and the estimates' ("aN")
+        judged = {"gl": mono, **{f"a{a}": model.decode_mel(x) for a, x in est.items()}}
+        gl = {name: model.vocode(m, "griffin_lim").reshape(args.k, B, -1).numpy() for name, m in judged.items()}
         cues = torch.cat([cond.cues] * args.k)
         wave = model.vocode(model.to_stereo(mono, cues)).reshape(args.k, B, 2, -1).numpy()
         n = int(round(args.duration * sr))
@@ -79,8 +79,7 @@ def collect(args) -> None:
                 "seed": c.seed,
                 "prob": prob[b],
                 "events": [(e.kind, e.onset_s, e.x) for e in c.events],
-                "gl_onsets": [detect_onsets(gl[k, b, :n], sr) for k in range(args.k)],
-                **{f"a{a}_onsets": [detect_onsets(w[k, b, :n], sr) for k in range(args.k)] for a, w in early.items()},
+                **{f"{name}_onsets": [detect_onsets(w[k, b, :n], sr) for k in range(args.k)] for name, w in gl.items()},
                 "out_onsets": det,  # on the delivery audio, as scored
                 "scores": [score_clip(wave[k, b, :, :n], sr, c.events, d) for k, d in enumerate(det)],
             })
