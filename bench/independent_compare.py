@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, default=5000)
     a = ap.parse_args(argv[:cut])
     b = ap.parse_args(argv[cut + 1:])
+    if min(a.draws, b.draws) < 1:
+        print(f"error: --draws {min(a.draws, b.draws)} must be at least 1", file=sys.stderr)
+        return 2
     if len(a.work) != len(b.work):
         print(f"error: {len(a.work)} base runs against {len(b.work)} new runs", file=sys.stderr)
         return 2

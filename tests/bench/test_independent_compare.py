@@ -49,3 +49,5 @@ def test_cli_prints_the_table_and_refuses_different_clips(tmp_path, capsys):
     assert main([a, "--", other_seed]) == 1
     assert "different clips" in capsys.readouterr().err
     assert main([a, b]) == 2
+    assert main([a, "--", b, "--draws", "0"]) == 2
+    assert "--draws 0" in capsys.readouterr().err
