@@ -143,10 +143,11 @@ class SamplingConfig:
     cfg_scale: float = 3.0
     method: str = "euler"
     # candidates sampled per window (one batch) from independent noises; the picture onset judge keeps
-    # the one whose onsets agree best with the picture (1: no reranking, the caller's noise as is); 4, not
-    # session 9's 5: the same scores on fresh independent clips (paired over 120, bench/RESULTS.md session
-    # 16) for four fifths of the time, which keeps 10 s of latents under the 2 s CPU goal
-    candidates: int = 4
+    # the one whose onsets agree best with the picture (1: no reranking, the caller's noise as is). 3 since
+    # session 17 (5 in session 9, 4 in session 16): on the 120 fresh independent clips 3 against 4 is F1
+    # -0.002 [-0.008, +0.004] and precision -0.007, paired (bench/RESULTS.md session 17), for a fifth less
+    # time, which keeps 10 s of latents under the 2 s CPU goal on a slow day too (1.67 s against 2.05 s)
+    candidates: int = 3
     # "window": one candidate for the whole window; "segment": the judge keeps a candidate per stretch of the
     # window between the picture's onsets and the latents cross-fade at the joins (`judge.plan_segments`;
     # on fresh independent clips no better yet, bench/RESULTS.md session 12)
