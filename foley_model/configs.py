@@ -146,7 +146,8 @@ class SamplingConfig:
     # the one whose onsets agree best with the picture (1: no reranking, the caller's noise as is). 3 since
     # session 17 (5 in session 9, 4 in session 16): on the 120 fresh independent clips 3 against 4 is F1
     # -0.002 [-0.008, +0.004] and precision -0.007, paired (bench/RESULTS.md session 17), for a fifth less
-    # time, which keeps 10 s of latents under the 2 s CPU goal on a slow day too (1.67 s against 2.05 s)
+    # time, which keeps 10 s of latents under the 2 s CPU goal on a slow day too (1.67-1.93 s against
+    # 2.05-2.61 s for 4, side by side)
     candidates: int = 3
     # "window": one candidate for the whole window; "segment": the judge keeps a candidate per stretch of the
     # window between the picture's onsets and the latents cross-fade at the joins (`judge.plan_segments`;
