@@ -1,0 +1,46 @@
+"""bench/independent_breakdown.py: the window-join bins, and the whole table on ground-truth audio."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from bench.independent_breakdown import JOIN_BINS_S, join_bin, main
+from bench.judgeworld.audio import SAMPLE_RATE_HZ, render_audio
+from bench.judgeworld.clip import write_clip
+from bench.judgeworld.media import write_wav
+from bench.judgeworld.world import random_clip
+
+
+def test_join_bins_by_distance_to_the_nearest_join():
+    joins = np.array([2.0, 6.0])
+    assert [join_bin(x, joins) for x in (2.1, 1.76, 2.25, 5.6, 6.49, 2.8, 4.0)] == [0, 0, 1, 1, 1, 2, 3]
+    assert join_bin(1.0, np.zeros(0)) == len(JOIN_BINS_S) - 2  # no joins: the farthest bin
+
+
+def test_ground_truth_audio_has_full_recall_and_no_false_onsets_in_every_join_bin(tmp_path, monkeypatch, capsys):
+    clip = random_clip(3, 4, 8)
+    write_clip(clip, tmp_path / "clips", "clip000")
+    (tmp_path / "out").mkdir()
+    # the "render" is the ground-truth audio (a WAV; the reader goes by content, not by the file's name)
+    write_wav(tmp_path / "out" / "clip000.foley.mp4", render_audio(clip), SAMPLE_RATE_HZ)
+    joins = [1.0, 3.0]
+    (tmp_path / "out" / "report.json").write_text(json.dumps(
+        {"jobs": [{"input": {"uri": "file:///x/clip000.mp4"}, "joins_s": joins}]}))
+    monkeypatch.setattr(sys, "argv", ["independent_breakdown.py", str(tmp_path)])
+    main()
+    out = capsys.readouterr().out
+    table = out.split("by distance to the nearest window join")[1].strip().splitlines()[1:]
+    assert len(table) == len(JOIN_BINS_S) - 1
+    n_events = sum(int(line.rsplit("of", 1)[1]) for line in table)
+    truth = json.loads((tmp_path / "clips" / "clip000.json").read_text())
+    assert n_events == sum(e["kind"] in ("impact", "beep") for e in truth["events"]) > 0
+    shares = [float(line.split("time")[1].split("%")[0]) for line in table]
+    assert abs(sum(shares) - 100.0) < 0.5
+    assert shares[0] > 0  # 0.25 s either side of each join lies inside the clip
+    for line in table:
+        assert " false    0 " in line, line
+        if int(line.rsplit("of", 1)[1]):
+            assert "recall 1.000" in line, line
+    assert "false onsets: 0 (" in out
