@@ -11,8 +11,9 @@ and matching (+-100 ms), then prints, summed over the WORK dirs:
 - false onsets (the scorer's: farther than 100 ms from every impact, beep and slide onset) by what
   lies near them: 100-250 ms from a scored event (an extra or misplaced knock), inside a slide, inside
   a lit lamp, at a cut, near a window join (the render report's joins_s), elsewhere;
-- false onsets a minute and recall by distance to the nearest window join, against the share of the
-  clips' time at that distance (are the crossfaded joins where onsets go wrong?).
+- false onsets a minute and recall by distance to the nearest window join, to the clip's start and to
+  its end, against the share of the clips' time at that distance (are the crossfaded joins, or a clip's
+  edges, where onsets go wrong?).
 """
 from __future__ import annotations
 
@@ -61,13 +62,14 @@ def false_cause(x: float, t: dict, ev: list[dict], joins: np.ndarray) -> str:
     return "elsewhere"
 
 
-JOIN_BINS_S = (0.0, 0.25, 0.5, 1.0, np.inf)
+DISTANCE_BINS_S = (0.0, 0.1, 0.25, 0.5, 1.0, np.inf)
+ANCHORS = ("window join", "clip start", "clip end")
 
 
-def join_bin(x: float, joins: np.ndarray) -> int:
-    """Index of the JOIN_BINS_S bin of x's distance to the nearest join (the last bin without joins)."""
-    d = float(np.abs(joins - x).min()) if len(joins) else np.inf
-    return min(int(np.searchsorted(JOIN_BINS_S, d, side="right")) - 1, len(JOIN_BINS_S) - 2)
+def distance_bin(x: float, anchors: np.ndarray) -> int:
+    """Index of the DISTANCE_BINS_S bin of x's distance to the nearest anchor (the last bin without any)."""
+    d = float(np.abs(anchors - x).min()) if len(anchors) else np.inf
+    return min(int(np.searchsorted(DISTANCE_BINS_S, d, side="right")) - 1, len(DISTANCE_BINS_S) - 2)
 
 
 def main() -> None:
@@ -77,8 +79,8 @@ def main() -> None:
     recall: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     causes: Counter = Counter()
     minutes = 0.0
-    n_bins = len(JOIN_BINS_S) - 1
-    by_join = {k: np.zeros(n_bins) for k in ("seconds", "false", "hit", "events")}
+    n_bins = len(DISTANCE_BINS_S) - 1
+    by_dist = {a: {k: np.zeros(n_bins) for k in ("seconds", "false", "hit", "events")} for a in ANCHORS}
     for work in args.work:
         report = json.loads((work / "out" / "report.json").read_text())
         joins_of = {Path(j["input"]["uri"]).stem: np.array(j.get("joins_s") or []) for j in report["jobs"]}
@@ -86,8 +88,14 @@ def main() -> None:
             t = json.loads(tj.read_text())
             minutes += t["duration_s"] / 60
             joins = joins_of.get(tj.stem, np.zeros(0))
+            anchors = dict(zip(ANCHORS, (joins, np.array([0.0]), np.array([t["duration_s"]]))))
+
+            def count(what: str, x: float, n: float = 1.0) -> None:
+                for a, at in anchors.items():
+                    by_dist[a][what][distance_bin(x, at)] += n
+
             for x in np.arange(0.005, t["duration_s"], 0.01):  # the clip's time, 10 ms at a time
-                by_join["seconds"][join_bin(x, joins)] += 0.01
+                count("seconds", x, 0.01)
             det = detect_onsets(read_audio(work / "out" / f"{tj.stem}.foley.mp4", SAMPLE_RATE_HZ), SAMPLE_RATE_HZ)
             det = det[det < t["duration_s"]]
             ev = [e for e in t["events"] if e["kind"] in SCORED]
@@ -107,11 +115,11 @@ def main() -> None:
                 for k in keys:
                     recall[k][0] += h
                     recall[k][1] += 1
-                by_join["hit"][join_bin(e["onset_s"], joins)] += h
-                by_join["events"][join_bin(e["onset_s"], joins)] += 1
+                count("hit", e["onset_s"], h)
+                count("events", e["onset_s"])
             for x in false_onsets(det, ref, slides, pairs):
                 causes[false_cause(x, t, ev, joins)] += 1
-                by_join["false"][join_bin(x, joins)] += 1
+                count("false", x)
     print(f"{len(args.work)} run(s), {minutes:.1f} minutes of clips\n\nrecall within +-100 ms")
     for k in sorted(recall):
         h, n = recall[k]
@@ -120,15 +128,17 @@ def main() -> None:
     print(f"\nfalse onsets: {total} ({total / minutes:.2f} a minute)")
     for k, n in causes.most_common():
         print(f"  {k:<40} {n:5d}  {n / minutes:.2f} a minute")
-    print("\nby distance to the nearest window join: share of the time, false onsets, recall within +-100 ms")
-    for i in range(n_bins):
-        lo, hi = JOIN_BINS_S[i], JOIN_BINS_S[i + 1]
-        span = f"{lo:g}-{hi:g} s" if np.isfinite(hi) else f">= {lo:g} s"
-        sec, n_false, n_ev = by_join["seconds"][i], int(by_join["false"][i]), int(by_join["events"][i])
-        per_min = n_false / (sec / 60) if sec else float("nan")
-        rec = by_join["hit"][i] / n_ev if n_ev else float("nan")
-        print(f"  {span:<12} time {sec / max(by_join['seconds'].sum(), 1e-9):6.1%}  false {n_false:4d} "
-              f"({per_min:.2f} a minute)  recall {rec:.3f} of {n_ev}")
+    for a in ANCHORS:
+        print(f"\nby distance to the nearest {a}: share of the time, false onsets, recall within +-100 ms")
+        d = by_dist[a]
+        for i in range(n_bins):
+            lo, hi = DISTANCE_BINS_S[i], DISTANCE_BINS_S[i + 1]
+            span = f"{lo:g}-{hi:g} s" if np.isfinite(hi) else f">= {lo:g} s"
+            sec, n_false, n_ev = d["seconds"][i], int(d["false"][i]), int(d["events"][i])
+            per_min = n_false / (sec / 60) if sec else float("nan")
+            rec = d["hit"][i] / n_ev if n_ev else float("nan")
+            print(f"  {span:<12} time {sec / max(d['seconds'].sum(), 1e-9):6.1%}  false {n_false:4d} "
+                  f"({per_min:.2f} a minute)  recall {rec:.3f} of {n_ev}")
 
 
 if __name__ == "__main__":

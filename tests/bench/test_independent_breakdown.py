@@ -1,4 +1,4 @@
-"""bench/independent_breakdown.py: the window-join bins, and the whole table on ground-truth audio."""
+"""bench/independent_breakdown.py: the distance bins, and the whole report on ground-truth audio."""
 from __future__ import annotations
 
 import json
@@ -6,20 +6,21 @@ import sys
 
 import numpy as np
 
-from bench.independent_breakdown import JOIN_BINS_S, join_bin, main
+from bench.independent_breakdown import ANCHORS, DISTANCE_BINS_S, distance_bin, main
 from bench.judgeworld.audio import SAMPLE_RATE_HZ, render_audio
 from bench.judgeworld.clip import write_clip
 from bench.judgeworld.media import write_wav
 from bench.judgeworld.world import random_clip
 
 
-def test_join_bins_by_distance_to_the_nearest_join():
+def test_distance_bins_by_distance_to_the_nearest_anchor():
     joins = np.array([2.0, 6.0])
-    assert [join_bin(x, joins) for x in (2.1, 1.76, 2.25, 5.6, 6.49, 2.8, 4.0)] == [0, 0, 1, 1, 1, 2, 3]
-    assert join_bin(1.0, np.zeros(0)) == len(JOIN_BINS_S) - 2  # no joins: the farthest bin
+    assert [distance_bin(x, joins) for x in (2.05, 1.85, 2.1, 1.76, 2.25, 5.6, 6.49, 2.8, 4.0)] == \
+        [0, 1, 1, 1, 2, 2, 2, 3, 4]
+    assert distance_bin(1.0, np.zeros(0)) == len(DISTANCE_BINS_S) - 2  # no anchors: the farthest bin
 
 
-def test_ground_truth_audio_has_full_recall_and_no_false_onsets_in_every_join_bin(tmp_path, monkeypatch, capsys):
+def test_ground_truth_audio_has_full_recall_and_no_false_onsets_in_every_bin(tmp_path, monkeypatch, capsys):
     clip = random_clip(3, 4, 8)
     write_clip(clip, tmp_path / "clips", "clip000")
     (tmp_path / "out").mkdir()
@@ -31,16 +32,19 @@ def test_ground_truth_audio_has_full_recall_and_no_false_onsets_in_every_join_bi
     monkeypatch.setattr(sys, "argv", ["independent_breakdown.py", str(tmp_path)])
     main()
     out = capsys.readouterr().out
-    table = out.split("by distance to the nearest window join")[1].strip().splitlines()[1:]
-    assert len(table) == len(JOIN_BINS_S) - 1
-    n_events = sum(int(line.rsplit("of", 1)[1]) for line in table)
     truth = json.loads((tmp_path / "clips" / "clip000.json").read_text())
-    assert n_events == sum(e["kind"] in ("impact", "beep") for e in truth["events"]) > 0
-    shares = [float(line.split("time")[1].split("%")[0]) for line in table]
-    assert abs(sum(shares) - 100.0) < 0.5
-    assert shares[0] > 0  # 0.25 s either side of each join lies inside the clip
-    for line in table:
-        assert " false    0 " in line, line
-        if int(line.rsplit("of", 1)[1]):
-            assert "recall 1.000" in line, line
+    for anchor in ANCHORS:
+        table = out.split(f"by distance to the nearest {anchor}:")[1].strip().splitlines()[1:len(DISTANCE_BINS_S)]
+        assert len(table) == len(DISTANCE_BINS_S) - 1
+        n_events = sum(int(line.rsplit("of", 1)[1]) for line in table)
+        assert n_events == sum(e["kind"] in ("impact", "beep") for e in truth["events"]) > 0
+        shares = [float(line.split("time")[1].split("%")[0]) for line in table]
+        assert abs(sum(shares) - 100.0) < 0.5
+        assert shares[0] > 0  # 0.1 s beside each join, and the clip's first and last 0.1 s
+        for line in table:
+            assert " false    0 " in line, line
+            if int(line.rsplit("of", 1)[1]):
+                assert "recall 1.000" in line, line
+    end = out.split("by distance to the nearest clip end:")[1].strip().splitlines()[1]
+    assert abs(float(end.split("time")[1].split("%")[0]) - 100 * 0.1 / truth["duration_s"]) < 0.3
     assert "false onsets: 0 (" in out
