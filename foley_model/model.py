@@ -154,7 +154,8 @@ class FoleyModel(nn.Module):
                                                                                 device=self.device)
         return self.text_in(text_feats), mask
 
-    def encode_frames(self, x: torch.Tensor, shot_starts: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
+    def encode_frames(self, x: torch.Tensor, shot_starts: Sequence[Sequence[int]] | None = None,
+                      frames_valid: Sequence[int] | None = None) -> torch.Tensor:
         """Frame features (B, Tf, D) of the resized frames x (B, Tf, 3, S, S) in [0, 1], at 24 fps.
 
         With `encoders.shot_split`, an item whose frames cut to a new shot (`frame_cuts`) is encoded
@@ -162,7 +163,14 @@ class FoleyModel(nn.Module):
         it: frame differences and the temporal convolutions never look across a cut, so a cut does
         not look like a sudden motion (which the network sounds as a knock). Items without a cut
         are encoded as one batch, exactly as without splitting. `shot_starts`: the cuts per item
-        when the caller has them (they must be what `frame_cuts(x)` gives)."""
+        when the caller has them (they must be what `frame_cuts(x)` gives).
+
+        frames_valid: per item, how many leading frames are real pictures (the rest stand past the video's
+        end). An item with fewer than Tf is encoded from its real frames alone and its last real frame's
+        features stand for the rest, as a training clip's end looks (features clamped past the frames),
+        instead of a picture held still, which reads as a sudden stop. None: every frame is real."""
+        if frames_valid is not None:
+            return self._clamp_past_end(x, shot_starts, frames_valid)
         feats = self.frame_encoder(x)  # (B, Tf, D)
         if not self.cfg.encoders.shot_split:
             return feats
@@ -182,11 +190,30 @@ class FoleyModel(nn.Module):
             feats = torch.cat([feats[:b], torch.cat(parts, dim=1), feats[b + 1:]], dim=0)
         return feats
 
+    def _clamp_past_end(self, x: torch.Tensor, shot_starts: Sequence[Sequence[int]] | None,
+                        frames_valid: Sequence[int]) -> torch.Tensor:
+        """`encode_frames` with the items that have frames past the end re-encoded from their real frames."""
+        B, Tf = x.shape[:2]
+        assert len(frames_valid) == B and all(v >= 1 for v in frames_valid), f"{frames_valid=}"
+        found = frame_cuts(x, self.cfg.encoders.sync_fps) if shot_starts is None else shot_starts
+        feats = self.encode_frames(x, found)  # (B, Tf, D): items with every frame real keep these
+        short = [b for b in range(B) if frames_valid[b] < Tf]
+        if not short:
+            return feats
+        feats = feats.clone()
+        for b in short:
+            v = int(frames_valid[b])
+            real = self.encode_frames(x[b:b + 1, :v], [[c for c in found[b] if c < v]])  # (1, v, D)
+            feats[b, :v] = real[0]
+            feats[b, v:] = real[0, -1]
+        return feats
+
     def prepare_conditions(self, frames: torch.Tensor | None, captions: Sequence[str], start_s, duration_s,
                            frames_start_s=None, num_latent_frames: int | None = None,
                            sync_feats: torch.Tensor | None = None, semantic_feats: torch.Tensor | None = None,
                            text_feats: torch.Tensor | None = None, num_visual_tokens: int | None = None,
-                           shot_starts: Sequence[Sequence[int]] | None = None, cue: bool = True) -> Conditions:
+                           shot_starts: Sequence[Sequence[int]] | None = None, cue: bool = True,
+                           frames_valid: Sequence[int] | None = None) -> Conditions:
         """Encode a batch of windows once.
 
         frames: (B, Tf, H, W, 3) RGB uint8 (or float in [0, 1]) at 24 fps, any size; frame k of item b
@@ -200,7 +227,8 @@ class FoleyModel(nn.Module):
         pad to these lengths (a length bucket, so a batch has a fixed shape) instead of the longest window's.
         shot_starts: per item, the frames where a new shot starts, when the caller already knows them
         (as `frame_cuts` finds them; default: found here). cue False: no judge cue, and the judge does not run
-        (the DiT stage withholds the cue from every item).
+        (the DiT stage withholds the cue from every item). frames_valid: per item, how many leading frames
+        are real pictures, the rest standing past the video's end (`encode_frames`; default: all).
         """
         cfg, enc, dev = self.cfg, self.cfg.encoders, self.device
         B = len(captions)
@@ -226,7 +254,7 @@ class FoleyModel(nn.Module):
         zero = torch.zeros(B, device=dev)
         if enc.kind == "tiny":
             x = frames_to_float(frames.to(dev), enc.frame_size)  # (B, Tf, 3, S, S)
-            feats = self.encode_frames(x, shot_starts)  # (B, Tf, D)
+            feats = self.encode_frames(x, shot_starts, frames_valid)  # (B, Tf, D)
             sync = self.sync_in(resample_by_time(feats, zero, enc.sync_fps, rel(lat_times)))  # (B, T, D)
             offs = torch.tensor([-1.0, 0.0, 1.0], device=dev, dtype=torch.float64) / enc.sync_fps
             tok_t = start[:, None, None] + tok_rel[None, :, None] + offs  # (B, Lv, 3)

@@ -44,6 +44,7 @@ class WindowInput:
     start_s: float  # window start (absolute)
     num_latent_frames: int
     start_frame: int
+    frames_real: int | None = None  # leading frames that show real pictures (the rest: past the video's end)
 
 
 @dataclass
@@ -153,13 +154,21 @@ class ModelHandle:
         t0 = time.perf_counter()
         Tf = max(w.frames.shape[0] for w in inputs)
         frames = np.stack([np.concatenate([w.frames, np.repeat(w.frames[-1:], Tf - len(w.frames), 0)]) for w in inputs])
+        # spec "clamp": a window whose frames run past the video's end is encoded from its real frames only
+        # (`FoleyModel.encode_frames`); "hold" (jobs stored before) reads the held picture as it did
+        valid = None
+        if spec.past_end == "clamp" and any(w.frames_real is not None and w.frames_real < len(w.frames)
+                                            for w in inputs):
+            valid = [w.frames_real if w.frames_real is not None and w.frames_real < len(w.frames) else Tf
+                     for w in inputs]
         rate = float(self.latent_rate_hz)
         cond = rt.model.prepare_conditions(
             torch.from_numpy(frames), [spec.prompt] * len(inputs),
             start_s=[w.start_s for w in inputs],
             duration_s=[w.num_latent_frames / rate for w in inputs],
             frames_start_s=[w.frames_t0_s for w in inputs],
-            num_latent_frames=T, num_visual_tokens=self.visual_tokens(T) if padded_frames else None)
+            num_latent_frames=T, num_visual_tokens=self.visual_tokens(T) if padded_frames else None,
+            frames_valid=valid)
         stacks = [n if n.ndim == 3 else n[None] for n in noises]  # (N, T_i, C) each
         n_cand = stacks[0].shape[0]
         assert all(n.shape[0] == n_cand for n in stacks), "every window needs the same number of candidates"

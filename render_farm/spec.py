@@ -17,6 +17,13 @@ MAX_SEED = 2**63 - 1
 MAX_CANDIDATES = 16
 CURRENT_CHOICE = "window"  # how the picture onset judge picks among candidates (`foley_model.configs.CHOICES`)
 LEGACY_CHOICE = "window"  # what every job stored before the spec named the choice did
+# What the frame encoder reads past the video's end (the last window's context): "hold" repeats the last
+# picture, so a moving object looks frozen, a sudden stop the picture judge reads as an impact; "clamp"
+# encodes the real frames only and lets the last one's features stand for the rest, as training sees a
+# clip's end (bench/RESULTS.md session 17)
+PAST_END_MODES = ("hold", "clamp")
+CURRENT_PAST_END = "clamp"
+LEGACY_PAST_END = "hold"  # what every job stored before the spec named it did
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class RenderSpec:
     batch_windows: int = 4  # windows rendered together; part of the plan, so part of the result
     proxy: str = CURRENT_PROXY  # the proxy format the sync path reads (`media.proxy_formats`)
     choose_per: str = CURRENT_CHOICE  # one of foley_model.configs.CHOICES
+    past_end: str = CURRENT_PAST_END  # one of PAST_END_MODES
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> InvalidInput:
@@ -78,6 +86,8 @@ class RenderSpec:
             raise bad(f"proxy format {self.proxy!r} is not one of {', '.join(PROXY_FORMATS)}")
         if self.choose_per not in CHOICES:
             raise bad(f"candidate choice {self.choose_per!r} is not one of {', '.join(CHOICES)}")
+        if self.past_end not in PAST_END_MODES:
+            raise bad(f"past-the-end frames {self.past_end!r} is not one of {', '.join(PAST_END_MODES)}")
         if self.stems not in STEM_FORMATS:
             raise bad(f"stems format {self.stems!r} is not one of {', '.join(STEM_FORMATS)}")
 
@@ -100,9 +110,11 @@ class RenderSpec:
         unknown = set(params) - known
         if unknown:
             raise InvalidInput(f"unknown render parameters: {', '.join(sorted(unknown))}")
-        # rows stored before the spec named its proxy were all rendered from the first format, and rows
-        # stored before it named the candidate choice chose one candidate a window
-        return cls(**{"proxy": LEGACY_PROXY, "choose_per": LEGACY_CHOICE, **params})  # type: ignore[arg-type]
+        # rows stored before the spec named its proxy were all rendered from the first format, rows stored
+        # before it named the candidate choice chose one candidate a window, and rows stored before it named
+        # what lies past the video's end held the last picture
+        return cls(**{"proxy": LEGACY_PROXY, "choose_per": LEGACY_CHOICE, "past_end": LEGACY_PAST_END,
+                      **params})  # type: ignore[arg-type]
 
 
 def parse_window_range(text: str) -> tuple[float, float]:

@@ -17,7 +17,7 @@ import click
 from render_farm.config import DTYPES, ENGINES, InferenceConfig, Settings
 from render_farm.media.proxy_formats import CURRENT_PROXY, PROXY_FORMATS
 from foley_model.configs import CHOICES
-from render_farm.spec import CURRENT_CHOICE, RenderSpec, parse_window_range
+from render_farm.spec import CURRENT_CHOICE, CURRENT_PAST_END, PAST_END_MODES, RenderSpec, parse_window_range
 from storage.errors import FoleyError, InvalidInput
 from storage.models import JobState, Priority
 
@@ -56,6 +56,8 @@ def spec_options(func):
                      help="Proxy format the sync path reads."),
         click.option("--choose-per", type=click.Choice(list(CHOICES)), default=CURRENT_CHOICE, show_default=True,
                      help="The picture onset judge keeps one candidate per window, or one per stretch between onsets."),
+        click.option("--past-end", type=click.Choice(list(PAST_END_MODES)), default=CURRENT_PAST_END,
+                     show_default=True, help="What the frame encoder reads past the video's end: clamp encodes the real frames only (as training sees a clip's end); hold repeats the last picture, as jobs before session 17 did."),
         click.option("--project", default="default", show_default=True),
     ]
     for option in reversed(options):
@@ -65,12 +67,12 @@ def spec_options(func):
 
 def _spec(prompt: str, negative_prompt: str, seed: int, steps: int | None, cfg_scale: float | None,
           candidates: int | None, model: str, window_s: str | None, overlap_s: float | None, loudness: float,
-          stems: str, batch_windows: int, proxy: str, choose_per: str) -> RenderSpec:
+          stems: str, batch_windows: int, proxy: str, choose_per: str, past_end: str = CURRENT_PAST_END) -> RenderSpec:
     wmin, wmax = parse_window_range(window_s) if window_s else (None, None)
     return RenderSpec(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=steps, cfg_scale=cfg_scale,
                       candidates=candidates, model=model, window_min_s=wmin, window_max_s=wmax, overlap_s=overlap_s,
                       loudness_lufs=loudness, stems=stems, batch_windows=batch_windows, proxy=proxy,
-                      choose_per=choose_per)
+                      choose_per=choose_per, past_end=past_end)
 
 
 def _progress(status: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from render_farm.config import DTYPES, ENGINES, InferenceConfig, Settings
 from render_farm.media.proxy_formats import CURRENT_PROXY, PROXY_FORMATS
 from render_farm.local_render import plan_outputs, render_files, write_report
 from foley_model.configs import CHOICES
-from render_farm.spec import CURRENT_CHOICE, RenderSpec, parse_window_range
+from render_farm.spec import CURRENT_CHOICE, CURRENT_PAST_END, PAST_END_MODES, RenderSpec, parse_window_range
 
 
 @click.command("render")
@@ -34,6 +34,8 @@ from render_farm.spec import CURRENT_CHOICE, RenderSpec, parse_window_range
 @click.option("--choose-per", type=click.Choice(list(CHOICES)), default=CURRENT_CHOICE, show_default=True,
               help="The picture onset judge keeps one candidate per window, or one per stretch between the "
                    "picture's onsets (latents cross-faded at the joins).")
+@click.option("--past-end", type=click.Choice(list(PAST_END_MODES)), default=CURRENT_PAST_END, show_default=True,
+              help="What the frame encoder reads past the video's end: clamp encodes the real frames only (as training sees a clip's end); hold repeats the last picture, as jobs before session 17 did.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON report.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
 @click.option("--project", default="local", show_default=True)
@@ -47,14 +49,15 @@ from render_farm.spec import CURRENT_CHOICE, RenderSpec, parse_window_range
               help="Network dtype on CUDA (auto: bf16); the CPU path is fp32.")
 def render(inputs: tuple[Path, ...], output: Path | None, out_dir: Path | None, prompt: str, negative_prompt: str,
            seed: int, steps: int | None, cfg_scale: float | None, candidates: int | None, model: str, window_s: str | None, overlap_s: float | None,
-           loudness: float, stems: str, batch_windows: int, proxy: str, choose_per: str, report_path: Path | None, overwrite: bool,
+           loudness: float, stems: str, batch_windows: int, proxy: str, choose_per: str, past_end: str, report_path: Path | None,
+           overwrite: bool,
            project: str, user: str | None, quiet: bool, device: str, engine: str, dtype: str) -> None:
     """Render a foley track for each INPUT video and mux it into a copy of the video."""
     wmin, wmax = parse_window_range(window_s) if window_s else (None, None)
     spec = RenderSpec(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=steps, cfg_scale=cfg_scale,
                       candidates=candidates, model=model, window_min_s=wmin, window_max_s=wmax, overlap_s=overlap_s,
                       loudness_lufs=loudness, stems=stems, batch_windows=batch_windows, proxy=proxy,
-                      choose_per=choose_per)
+                      choose_per=choose_per, past_end=past_end)
     requests = plan_outputs(list(inputs), output, out_dir, overwrite)
     if report_path is not None and report_path.exists() and not overwrite:
         raise click.ClickException(f"{report_path}: already exists (use --overwrite to replace it)")

@@ -58,7 +58,8 @@ class PlannedWindow(NamedTuple):
 
 
 def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[int, int], video_end_s: float,
-                  context: int = 0, shot: tuple[int | None, int | None] = (None, None)) -> tuple[np.ndarray, Fraction]:
+                  context: int = 0, shot: tuple[int | None, int | None] = (None, None), *,
+                  with_real: bool = False) -> tuple[np.ndarray, Fraction] | tuple[np.ndarray, Fraction, int]:
     """Frames at 24 fps covering [start_s, end_s) plus `context` frames each side (the frame
     encoder looks at neighbours): (T, H, W, 3) uint8 and the time of frame 0.
 
@@ -67,12 +68,15 @@ def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[in
     `shot` = (from, to) bounds the pictures on the proxy's 24 fps grid: a frame before `from`
     shows picture `from`, a frame at or after `to` shows picture `to − 1` (the window's side of a
     join at a shot cut sees one shot only, frozen across the cut).
+    with_real: also return how many leading frames show real pictures, the rest being the hold past the
+    video's end (at least 1: a window wholly past the end counts its held picture as real).
     """
     k0 = max(int(start_s * SYNC_FPS) - context, 0)  # floor
     k1 = -(-end_s.numerator * SYNC_FPS // end_s.denominator) + context  # ceil(end_s * 24)
     t0 = Fraction(k0, SYNC_FPS)
     stop = min(Fraction(k1, SYNC_FPS), Fraction(video_end_s))
     frames = [f.rgb for f in iter_frames(proxy_path, SYNC_FPS, size, start_s=t0, end_s=stop)] if stop > t0 else []
+    n_real = max(1, min(len(frames), k1 - k0))
     if not frames:
         # A window beyond the last decodable frame: hold the last picture of the video.
         tail = [f.rgb for f in iter_frames(proxy_path, SYNC_FPS, size, start_s=max(Fraction(0), stop - Fraction(1, SYNC_FPS)))]
@@ -86,7 +90,7 @@ def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[in
         last = len(frames) - 1 if hi is None else min(max(hi - 1 - k0, 0), len(frames) - 1)
         assert first <= last, f"picture bounds {shot} leave no frame of [{k0}, {k1})"
         frames = [frames[min(max(i, first), last)] for i in range(len(frames))]
-    return np.stack(frames), t0
+    return (np.stack(frames), t0, n_real) if with_real else (np.stack(frames), t0)
 
 
 def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
@@ -168,10 +172,10 @@ def render_window_batch(ctx: StepContext, job_id: str, spec: RenderSpec, seed: i
     inputs, noises = [], []
     for w in plan:
         start_s, end_s = frame_to_seconds(w.start, rate), frame_to_seconds(w.end, rate)
-        frames, t0 = window_frames(proxy, start_s, end_s, model.frame_size, video_end_s, model.frame_context,
-                                   shot=(w.shot_from, w.shot_to))
+        frames, t0, n_real = window_frames(proxy, start_s, end_s, model.frame_size, video_end_s, model.frame_context,
+                                           shot=(w.shot_from, w.shot_to), with_real=True)
         inputs.append(WindowInput(frames=frames, frames_t0_s=float(t0), start_s=float(start_s),
-                                  num_latent_frames=w.end - w.start, start_frame=w.start))
+                                  num_latent_frames=w.end - w.start, start_frame=w.start, frames_real=n_real))
         noises.append(np.stack([timeline_noise(candidate_seed(seed, k), w.start, w.end, model.latent_channels)
                                 for k in range(spec.candidates or 1)]))  # (N, T, C)
     if timings is not None:

@@ -116,3 +116,26 @@ def test_training_clips_carry_the_cuts_the_encoder_would_find(tiny_model):
     with torch.no_grad():
         assert torch.equal(tiny_model.encode_frames(x, batch.shot_starts), tiny_model.encode_frames(x))
     assert Batch([{k: v for k, v in it.items() if k != "cuts"} for it in items], random.Random(0)).shot_starts is None
+
+
+def test_frames_past_the_end_are_clamped_features_not_a_held_picture(tiny_model):
+    """frames_valid: an item's frames past the video's end (a held picture) are not encoded; the last real
+    frame's features stand for them, as a training clip's end looks, and the other items are untouched."""
+    (clip,) = cut_clips(3)[:1]
+    m = tiny_model
+    k = first_frame_of(clip.cuts_s[0])
+    x = frames_to_float(torch.from_numpy(clip.frames[:k])[None], m.cfg.encoders.frame_size)  # (1, k, 3, S, S)
+    assert frame_cuts(x) == [[]]  # one shot: no cut holds its edge frames already
+    v = x.shape[1] - 8
+    held = torch.cat([x[:, :v], x[:, v - 1:v].expand(1, 8, *x.shape[2:])], dim=1)  # the last picture held
+    both = torch.cat([held, x])  # item 0 ends early, item 1 is real to its last frame
+    with torch.no_grad():
+        plain = m.encode_frames(both)
+        assert torch.equal(m.encode_frames(both, frames_valid=[x.shape[1]] * 2), plain)  # all real: as before
+        got = m.encode_frames(both, frames_valid=[v, x.shape[1]])
+        alone = m.encode_frames(x[:, :v])  # the real frames alone (cuts before v found in them too)
+        assert torch.equal(got[0, :v], alone[0])
+        assert torch.equal(got[0, v:], alone[0, -1:].expand(8, -1))
+        assert torch.equal(got[1], plain[1])
+        assert not torch.allclose(plain[0, v - 3:v], got[0, v - 3:v]), \
+            "the held picture does not reach the last real frames' features (the test would not fail)"

@@ -131,3 +131,27 @@ def test_candidates_are_chosen_per_window_the_same_in_a_batch_as_alone(handle):
         # the window's result is one of its candidates rendered on its own
         cands = [_render(handle, [(w, stack[k])], padded=48)[0] for k in range(3)]
         assert min(np.abs(got - c).max() for c in cands) <= 1e-4
+
+
+def test_frames_past_the_video_end_are_read_as_the_spec_says(handle):
+    """A window whose last frames stand past the video's end (`frames_real`): spec "clamp" (new jobs) encodes
+    its real frames only, "hold" (jobs stored before) reads the held picture as before; a window with every
+    frame real renders the same bytes either way."""
+    from dataclasses import replace
+
+    (w, noise), other = _window(handle, 37, 41, seed=5), _window(handle, 0, 41, seed=6)
+    n_real = len(w.frames) - 10
+    w.frames[n_real:] = w.frames[n_real - 1]  # what window_frames gives past the end: the last picture held
+    ended = replace(w, frames_real=n_real)
+    clamp, hold = replace(SPEC, past_end="clamp"), replace(SPEC, past_end="hold")
+
+    def run(spec, windows):
+        inputs, noises = zip(*windows)
+        return handle.render_latents(list(inputs), list(noises), spec, padded_frames=48)
+
+    (a_clamp, b_clamp), (a_hold, b_hold) = run(clamp, [(ended, noise), other]), run(hold, [(ended, noise), other])
+    (a_legacy, _) = run(hold, [(w, noise), other])
+    assert np.array_equal(a_hold, a_legacy)  # "hold" ignores frames_real: old jobs reproduce
+    assert not np.allclose(a_clamp, a_hold, atol=1e-4)
+    assert np.array_equal(b_clamp, b_hold)  # every frame real: untouched
+    assert np.array_equal(run(clamp, [(w, noise), other])[0], a_legacy)  # no frames_real: nothing past the end

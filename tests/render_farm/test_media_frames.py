@@ -177,6 +177,11 @@ def test_frames_for_ranges_equal_window_frames(tmp_path):
         assert t0 == Fraction(k0, 24)
         assert frames.shape == want.shape == (k1 - k0, 54, 96, 3), f"{a=} {b=} {frames.shape=} {want.shape=}"
         assert np.array_equal(frames, want), f"window {a}-{b}"
+        # with_real: the leading frames before the video's end are real, the rest hold the last picture
+        same, t0r, n_real = window_frames(proxy.path, a, b, size, end, context, with_real=True)
+        assert t0r == t0 and np.array_equal(same, want)
+        assert n_real == max(1, min(k1 - k0, math.ceil(end * 24) - k0)), f"window {a}-{b}: {n_real=}"
+        assert all(np.array_equal(f, want[n_real - 1]) for f in want[n_real:])
     assert frames_for_ranges(proxy.path, 24, size, []) == []
     with pytest.raises(InvalidInput):
         frames_for_ranges(proxy.path, 24, size, [(5, 5)])

@@ -31,6 +31,7 @@ def test_defaults_round_trip_through_params() -> None:
         ({"sample_rate_hz": 12345}, "sample rate"),
         ({"proxy": "p9-lossless"}, "proxy format"),
         ({"choose_per": "clip"}, "candidate choice"),
+        ({"past_end": "mirror"}, "past-the-end"),
     ],
 )
 def test_absurd_parameters_are_refused(kwargs: dict, fragment: str) -> None:
@@ -83,3 +84,13 @@ def test_old_rows_choose_candidates_per_window() -> None:
     assert RenderSpec.from_params(old_row).choose_per == "window"
     assert RenderSpec.from_params(RenderSpec(seed=3, choose_per="window").to_params()).choose_per == "window"
     assert RenderSpec.from_params(RenderSpec(seed=3, choose_per="segment").to_params()).choose_per == "segment"
+
+
+def test_old_rows_hold_the_last_picture_past_the_end() -> None:
+    """Rows stored before the spec named what lies past the video's end held its last picture there;
+    reproducing one must do that again, while new jobs encode the real frames only."""
+    assert RenderSpec().past_end == "clamp"
+    old_row = {k: v for k, v in RenderSpec(seed=3).to_params().items() if k != "past_end"}
+    assert RenderSpec.from_params(old_row).past_end == "hold"
+    assert RenderSpec.from_params(RenderSpec(seed=3).to_params()).past_end == "clamp"
+    assert RenderSpec.from_params(RenderSpec(seed=3, past_end="hold").to_params()).past_end == "hold"
