@@ -156,11 +156,8 @@ class ModelHandle:
         frames = np.stack([np.concatenate([w.frames, np.repeat(w.frames[-1:], Tf - len(w.frames), 0)]) for w in inputs])
         # spec "clamp": a window whose frames run past the video's end is encoded from its real frames only
         # (`FoleyModel.encode_frames`); "hold" (jobs stored before) reads the held picture as it did
-        valid = None
-        if spec.past_end == "clamp" and any(w.frames_real is not None and w.frames_real < len(w.frames)
-                                            for w in inputs):
-            valid = [w.frames_real if w.frames_real is not None and w.frames_real < len(w.frames) else Tf
-                     for w in inputs]
+        real = [w.frames_real if w.frames_real is not None and w.frames_real < len(w.frames) else Tf for w in inputs]
+        valid = real if spec.past_end == "clamp" and min(real) < Tf else None
         rate = float(self.latent_rate_hz)
         cond = rt.model.prepare_conditions(
             torch.from_numpy(frames), [spec.prompt] * len(inputs),
