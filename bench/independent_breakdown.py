@@ -13,7 +13,10 @@ and matching (+-100 ms), then prints, summed over the WORK dirs:
   a lit lamp, at a cut, near a window join (the render report's joins_s), elsewhere;
 - false onsets a minute and recall by distance to the nearest window join, to the clip's start and to
   its end, against the share of the clips' time at that distance (are the crossfaded joins, or a clip's
-  edges, where onsets go wrong?).
+  edges, where onsets go wrong?);
+- matched onsets' signed offset by the phase of the true onset on the 24 fps frame grid the renderer
+  reads the picture on (a lamp lit between two grid frames is first seen at the next one: when the
+  offset follows the phase, the grid, not the model, sets the timing).
 """
 from __future__ import annotations
 
@@ -72,6 +75,16 @@ def distance_bin(x: float, anchors: np.ndarray) -> int:
     return min(int(np.searchsorted(DISTANCE_BINS_S, d, side="right")) - 1, len(DISTANCE_BINS_S) - 2)
 
 
+FRAME_GRID_FPS = 24  # the renderer reads the picture at 24 fps (render_farm/steps/render.py SYNC_FPS)
+PHASE_BINS_MS = (0, 7, 14, 21, 28, 35, 1000 / FRAME_GRID_FPS)
+
+
+def grid_phase_ms(onset_s: float, fps: int = FRAME_GRID_FPS) -> float:
+    """How long after an onset the first frame of the renderer's frame grid comes (0 up to one frame, in ms):
+    a lamp that lights at `onset_s` is first seen in that frame."""
+    return 1000 * (np.ceil(onset_s * fps - 1e-9) / fps - onset_s)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("work", type=Path, nargs="+", help="independent_eval.py --keep work directories")
@@ -81,6 +94,7 @@ def main() -> None:
     minutes = 0.0
     n_bins = len(DISTANCE_BINS_S) - 1
     by_dist = {a: {k: np.zeros(n_bins) for k in ("seconds", "false", "hit", "events")} for a in ANCHORS}
+    phase: dict[str, list[tuple[float, float]]] = defaultdict(list)  # kind -> (grid phase ms, signed offset ms)
     for work in args.work:
         report = json.loads((work / "out" / "report.json").read_text())
         joins_of = {Path(j["input"]["uri"]).stem: np.array(j.get("joins_s") or []) for j in report["jobs"]}
@@ -103,6 +117,8 @@ def main() -> None:
             slides = np.array([e["onset_s"] for e in t["events"] if e["kind"] not in SCORED])
             pairs = match(det, ref, 0.10)
             hit_ref = {j for _, j in pairs}
+            for i, j in pairs:
+                phase[ev[j]["kind"]].append((grid_phase_ms(ev[j]["onset_s"]), 1000 * (det[i] - ev[j]["onset_s"])))
             every = np.array([e["onset_s"] for e in t["events"]])
             for j, e in enumerate(ev):
                 h = int(j in hit_ref)
@@ -139,6 +155,18 @@ def main() -> None:
             rec = d["hit"][i] / n_ev if n_ev else float("nan")
             print(f"  {span:<12} time {sec / max(d['seconds'].sum(), 1e-9):6.1%}  false {n_false:4d} "
                   f"({per_min:.2f} a minute)  recall {rec:.3f} of {n_ev}")
+    print(f"\nmatched onsets (+-100 ms) by how long after the onset the next frame of the {FRAME_GRID_FPS} fps grid the "
+          f"renderer reads comes: mean signed offset (detected - true), mean |offset|")
+    for kind in sorted(phase):
+        ph, off = np.array(phase[kind]).T
+        slope = np.polyfit(ph, off, 1)[0] if len(ph) > 2 else float("nan")
+        print(f"  {kind}: {len(ph)} matched, offset against phase: slope {slope:.2f}, correlation "
+              f"{np.corrcoef(ph, off)[0, 1] if len(ph) > 2 else float('nan'):.2f}")
+        for lo, hi in zip(PHASE_BINS_MS[:-1], PHASE_BINS_MS[1:]):
+            m = (ph >= lo) & (ph < hi)
+            if m.any():
+                print(f"    phase {lo:4.1f}-{hi:4.1f} ms  n {int(m.sum()):5d}  offset {off[m].mean():+6.1f} ms  "
+                      f"|offset| {np.abs(off[m]).mean():5.1f} ms")
 
 
 if __name__ == "__main__":
