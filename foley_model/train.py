@@ -303,8 +303,10 @@ class Trainer:
         was trained to generate keep their meaning, so this runs after the DiT and only changes what latents
         decode to (Stable Diffusion's ft-MSE VAE refined its decoder the same way). Batches are the VAE's own
         loss on posterior samples, or (`decoder_generated_share` of them) the reconstruction loss on latents
-        the DiT sampled itself (`_generated_pair`): refined on posteriors alone, the decoder sharpened the
-        codec but decoded the DiT's slightly off-manifold latents worse. Opt-in: `foley train --stage decoder`."""
+        the DiT sampled itself (`_generated_pair`). Refined on posteriors alone with the log-domain loss, the
+        decoder sharpened the codec but decoded the DiT's slightly off-manifold latents worse; with spectral
+        convergence added (`decoder_sc_weight`) it decodes both with louder tones (bench/RESULTS.md
+        session 18). Opt-in: `foley train --stage decoder`."""
         vae, tr = self.model.vae, self.cfg.train
         decoder = vae.decoder_parameters()
         sampler = self._ema_model() if tr.decoder_generated_share > 0 else None
@@ -315,9 +317,11 @@ class Trainer:
 
         def step_fn(step):
             if sampler is None or self.rng.random() >= tr.decoder_generated_share:
-                return vae.loss(self._vae_crop(pool))[0], {"generated": 0.0}
+                loss, parts = vae.loss(self._vae_crop(pool), sc_weight=tr.decoder_sc_weight)
+                parts.pop("reconstruction")
+                return loss, {**parts, "generated": 0.0}
             z, target = self._generated_pair(sampler, Batch(pool.sample(tr.batch), self.rng))
-            loss, parts = vae.reconstruction_loss(vae.decode(z), target)
+            loss, parts = vae.reconstruction_loss(vae.decode(z), target, tr.decoder_sc_weight)
             return loss, {**parts, "generated": 1.0}
 
         try:
