@@ -155,8 +155,8 @@ def main() -> None:
             rec = d["hit"][i] / n_ev if n_ev else float("nan")
             print(f"  {span:<12} time {sec / max(d['seconds'].sum(), 1e-9):6.1%}  false {n_false:4d} "
                   f"({per_min:.2f} a minute)  recall {rec:.3f} of {n_ev}")
-    print(f"\nmatched onsets (+-100 ms) by how long after the onset the next frame of the {FRAME_GRID_FPS} fps grid the "
-          f"renderer reads comes: mean signed offset (detected - true), mean |offset|")
+    print(f"\nmatched onsets (+-100 ms) by how long after the onset the next frame of the {FRAME_GRID_FPS} fps "
+          f"grid the renderer reads comes: mean signed offset (detected - true), mean |offset|")
     for kind in sorted(phase):
         ph, off = np.array(phase[kind]).T
         slope = np.polyfit(ph, off, 1)[0] if len(ph) > 2 else float("nan")

@@ -131,7 +131,8 @@ def main() -> None:
                 for j, e in enumerate(events):
                     recall[row, e["kind"]][0] += j in hit
                     recall[row, e["kind"]][1] += 1
-    print(f"{len(args.work)} run(s), {len(counts['truth'])} clips, {sum(c['n_events'] for c in counts['truth'])} events\n")
+    n_events = sum(c["n_events"] for c in counts["truth"])
+    print(f"{len(args.work)} run(s), {len(counts['truth'])} clips, {n_events} events\n")
     print(f"{'':<20}{'F1±50':>8}{'F1±100':>8}{'offset':>10}{'false/min':>11}{'kind':>7}"
           f"{'impacts±50':>12}{'beeps±50':>10}")
     for row in ROWS:

@@ -97,10 +97,10 @@ class MelVAE(nn.Module):
                             sc_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
         """L1 + MSE + frame-difference L1 between a decoded and a target mel, each (B, M, T); and parts.
 
-        sc_weight > 0 adds spectral convergence on linear mel power, ||P - P'||_F / ||P||_F per item: the
-        log-domain terms weigh every bin alike, so a tone's one loud bin (a beep) and a knock's attack
-        count for little against the quiet bins around them and decode 10-20 dB too soft (their onsets then
-        go unheard); in linear power the loud bins dominate. Used by the decoder stage (TrainConfig)."""
+        sc_weight > 0 adds spectral convergence on the linear mel magnitude, ||S - S'||_F / ||S||_F per item.
+        The log-domain terms weigh every bin alike, so a tone's one loud bin (a beep) counts for little
+        against the quiet bins around it and decodes 20-30 dB too soft, its onset unheard (bench/RESULTS.md
+        session 18); on the linear scale the loud bins dominate. Used by the decoder stage (TrainConfig)."""
         l1 = (rec - target).abs().mean()
         mse = ((rec - target) ** 2).mean()
         flux = ((rec[..., 1:] - rec[..., :-1]) - (target[..., 1:] - target[..., :-1])).abs().mean()
@@ -108,8 +108,8 @@ class MelVAE(nn.Module):
         parts = {"l1": float(l1.detach()), "mse": float(mse.detach()), "flux": float(flux.detach())}
         if sc_weight > 0:
             a = self.audio
-            power, power_rec = (torch.exp(x * a.norm_std + a.norm_mean).flatten(1) for x in (target, rec))
-            sc = ((power - power_rec).norm(dim=1) / power.norm(dim=1).clamp_min(1e-8)).mean()
+            mag, mag_rec = (torch.exp(x * a.norm_std + a.norm_mean).flatten(1) for x in (target, rec))
+            sc = ((mag - mag_rec).norm(dim=1) / mag.norm(dim=1).clamp_min(1e-8)).mean()
             loss = loss + sc_weight * sc
             parts["sc"] = float(sc.detach())
         return loss, parts

@@ -115,8 +115,8 @@ def test_vae_adversarial_loss_trains_both_sides():
 
 
 def test_spectral_convergence_weighs_a_tones_loud_bin_over_the_quiet_bins():
-    """With sc_weight the reconstruction loss measures linear power, relative to the target's: a tone's peak
-    bin decoded 15 dB too soft costs far more than the same log-domain error spread over quiet bins."""
+    """With sc_weight the reconstruction loss measures the linear mel magnitude, relative to the target's: a tone's peak
+    bin decoded 30 dB too soft costs far more than the same log-domain error spread over quiet bins."""
     from foley_model.vae import MelVAE
 
     cfg = get_config("tiny")
@@ -124,7 +124,7 @@ def test_spectral_convergence_weighs_a_tones_loud_bin_over_the_quiet_bins():
     target = torch.full((1, cfg.audio.n_mels, 16), -1.0)  # a quiet bed
     target[:, 11] = 2.6  # one loud tone bin (normalised log-mel)
     soft_tone = target.clone()
-    soft_tone[:, 11] -= 1.4  # the tone 1.4 x 2.5 nats (15 dB) too soft
+    soft_tone[:, 11] -= 1.4  # the tone's magnitude 1.4 x 2.5 nats (30 dB) too soft
     noisy_bed = target.clone()
     noisy_bed[:, 20:21] -= 1.4  # the same log-domain error on a quiet bin
     plain = [vae.reconstruction_loss(x, target)[0] for x in (soft_tone, noisy_bed)]
