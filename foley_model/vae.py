@@ -103,6 +103,7 @@ class MelVAE(nn.Module):
         session 18); on the linear scale the loud bins dominate. Used by the decoder stage (TrainConfig)."""
         l1 = (rec - target).abs().mean()
         mse = ((rec - target) ** 2).mean()
+        # frame-to-frame change: onsets are sharp rises that plain L1/MSE smear across the 2x compression
         flux = ((rec[..., 1:] - rec[..., :-1]) - (target[..., 1:] - target[..., :-1])).abs().mean()
         loss = l1 + mse + self.cfg.flux_weight * flux
         parts = {"l1": float(l1.detach()), "mse": float(mse.detach()), "flux": float(flux.detach())}
