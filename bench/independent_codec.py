@@ -21,7 +21,6 @@ within +-50 ms of impacts and of beeps.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from collections import defaultdict
@@ -52,6 +51,7 @@ def upsample(mono: np.ndarray, rate_hz: int) -> np.ndarray:
 
 def stored_latents(work: Path, channels: int) -> dict[str, np.ndarray]:
     """Clip stem -> its render's stitched latents (T, channels), from WORK/foley-data (empty without it)."""
+    from render_farm.steps.render import latents_from_bytes
     from render_farm.timeline.stitch import stitch
     from render_farm.timeline.windows import Window
     from storage.blobs import open_store
@@ -65,12 +65,12 @@ def stored_latents(work: Path, channels: int) -> dict[str, np.ndarray]:
     store, out = open_store((data / "store").as_uri()), {}
     try:
         with unit_of_work(make_sessionmaker(engine)) as s:
-            for job in JobRepo(s).list(limit=100_000):
+            for job in JobRepo(s).list(limit=100_000):  # newest first: a clip rendered twice keeps its last render
                 rows = WindowRepo(s).list_for_job(job.id)
-                if not rows or any(w.result_key is None for w in rows):
+                if Path(job.input_uri).stem in out or not rows or any(w.result_key is None for w in rows):
                     continue
                 windows = [Window(w.index, w.start_frame, w.end_frame) for w in rows]
-                lats = [np.load(io.BytesIO(store.get(w.result_key)), allow_pickle=False) for w in rows]
+                lats = [latents_from_bytes(store.get(w.result_key)) for w in rows]
                 out[Path(job.input_uri).stem] = stitch(windows, lats, windows[-1].end)[:, :channels]
     finally:
         engine.dispose()
