@@ -51,6 +51,7 @@ def upsample(mono: np.ndarray, rate_hz: int) -> np.ndarray:
 
 def stored_latents(work: Path, channels: int) -> dict[str, np.ndarray]:
     """Clip stem -> its render's stitched latents (T, channels), from WORK/foley-data (empty without it)."""
+    from render_farm.config import Settings
     from render_farm.steps.render import latents_from_bytes
     from render_farm.timeline.stitch import stitch
     from render_farm.timeline.windows import Window
@@ -58,11 +59,11 @@ def stored_latents(work: Path, channels: int) -> dict[str, np.ndarray]:
     from storage.db import make_engine, make_sessionmaker, unit_of_work
     from storage.repos import JobRepo, WindowRepo
 
-    data = work / "foley-data"
-    if not (data / "foley.db").exists():
+    settings = Settings(data_dir=work / "foley-data")  # the layout `independent_eval.py` gave foley render
+    if not settings.data_dir.is_dir():  # rendered with the caller's FOLEY_DATA_DIR, or not kept
         return {}
-    engine = make_engine(f"sqlite:///{data / 'foley.db'}")
-    store, out = open_store((data / "store").as_uri()), {}
+    engine = make_engine(settings.database_url)
+    store, out = open_store(settings.store_url), {}
     try:
         with unit_of_work(make_sessionmaker(engine)) as s:
             for job in JobRepo(s).list(limit=100_000):  # newest first: a clip rendered twice keeps its last render

@@ -24,6 +24,9 @@ LEGACY_CHOICE = "window"  # what every job stored before the spec named the choi
 PAST_END_MODES = ("hold", "clamp")
 CURRENT_PAST_END = "clamp"
 LEGACY_PAST_END = "hold"  # what every job stored before the spec named it did
+# the --past-end help of `foley render` and of the farm's submit / catalog sync
+PAST_END_HELP = ("What the frame encoder reads past the video's end: clamp encodes the real frames only (as "
+                 "training sees a clip's end); hold repeats the last picture, as jobs before session 17 did.")
 
 
 @dataclass(frozen=True)

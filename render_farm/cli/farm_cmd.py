@@ -17,7 +17,8 @@ import click
 from render_farm.config import DTYPES, ENGINES, InferenceConfig, Settings
 from render_farm.media.proxy_formats import CURRENT_PROXY, PROXY_FORMATS
 from foley_model.configs import CHOICES
-from render_farm.spec import CURRENT_CHOICE, CURRENT_PAST_END, PAST_END_MODES, RenderSpec, parse_window_range
+from render_farm.spec import (CURRENT_CHOICE, CURRENT_PAST_END, PAST_END_HELP, PAST_END_MODES, RenderSpec,
+                              parse_window_range)
 from storage.errors import FoleyError, InvalidInput
 from storage.models import JobState, Priority
 
@@ -57,7 +58,7 @@ def spec_options(func):
         click.option("--choose-per", type=click.Choice(list(CHOICES)), default=CURRENT_CHOICE, show_default=True,
                      help="The picture onset judge keeps one candidate per window, or one per stretch between onsets."),
         click.option("--past-end", type=click.Choice(list(PAST_END_MODES)), default=CURRENT_PAST_END,
-                     show_default=True, help="What the frame encoder reads past the video's end: clamp encodes the real frames only (as training sees a clip's end); hold repeats the last picture, as jobs before session 17 did."),
+                     show_default=True, help=PAST_END_HELP),
         click.option("--project", default="default", show_default=True),
     ]
     for option in reversed(options):

@@ -9,7 +9,8 @@ from render_farm.config import DTYPES, ENGINES, InferenceConfig, Settings
 from render_farm.media.proxy_formats import CURRENT_PROXY, PROXY_FORMATS
 from render_farm.local_render import plan_outputs, render_files, write_report
 from foley_model.configs import CHOICES
-from render_farm.spec import CURRENT_CHOICE, CURRENT_PAST_END, PAST_END_MODES, RenderSpec, parse_window_range
+from render_farm.spec import (CURRENT_CHOICE, CURRENT_PAST_END, PAST_END_HELP, PAST_END_MODES, RenderSpec,
+                              parse_window_range)
 
 
 @click.command("render")
@@ -35,7 +36,7 @@ from render_farm.spec import CURRENT_CHOICE, CURRENT_PAST_END, PAST_END_MODES, R
               help="The picture onset judge keeps one candidate per window, or one per stretch between the "
                    "picture's onsets (latents cross-faded at the joins).")
 @click.option("--past-end", type=click.Choice(list(PAST_END_MODES)), default=CURRENT_PAST_END, show_default=True,
-              help="What the frame encoder reads past the video's end: clamp encodes the real frames only (as training sees a clip's end); hold repeats the last picture, as jobs before session 17 did.")
+              help=PAST_END_HELP)
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON report.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
 @click.option("--project", default="local", show_default=True)
