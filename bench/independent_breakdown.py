@@ -16,7 +16,11 @@ and matching (+-100 ms), then prints, summed over the WORK dirs:
   edges, where onsets go wrong?);
 - matched onsets' signed offset by the phase of the true onset on the 24 fps frame grid the renderer
   reads the picture on (a lamp lit between two grid frames is first seen at the next one: when the
-  offset follows the phase, the grid, not the model, sets the timing).
+  offset follows the phase, the grid, not the model, sets the timing);
+- false onsets during a box's move, by the source's frame rate, and how many lie within half a frame of a
+  judder frame (the renderer picks the last source frame at each 24 fps grid time, so a 30 fps source
+  advances two frames at every 4th grid frame: a moving box jerks there), against the share of the
+  move time that lies that near one (what chance alone would put there).
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import argparse
 import json
 import sys
 from collections import Counter, defaultdict
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +84,26 @@ FRAME_GRID_FPS = 24  # the renderer reads the picture at 24 fps (render_farm/ste
 PHASE_BINS_MS = (0, 7, 14, 21, 28, 35, 1000 / FRAME_GRID_FPS)
 
 
+def judder_times(fps: Fraction, duration_s: float, grid_fps: int = FRAME_GRID_FPS) -> np.ndarray:
+    """Times of the grid frames where the picked source frame advances by other than its usual step (a double
+    step, or a repeated frame from a source slower than the grid)."""
+    k = np.arange(int(np.ceil(duration_s * grid_fps)) + 1)
+    picked = (k * fps.numerator) // (grid_fps * fps.denominator)  # last source frame at or before k / grid_fps
+    step = np.diff(picked)
+    if not len(step):
+        return np.zeros(0)
+    values, counts = np.unique(step, return_counts=True)
+    return k[1:][step != values[counts.argmax()]] / grid_fps
+
+
+def near(x: np.ndarray, times: np.ndarray, tol: float) -> np.ndarray:
+    """For each of x, whether some of `times` lies within tol."""
+    if not len(times):
+        return np.zeros(len(x), bool)
+    i = np.clip(np.searchsorted(times, x), 1, len(times) - 1) if len(times) > 1 else np.zeros(len(x), int)
+    return np.minimum(np.abs(times[i] - x), np.abs(times[np.maximum(i - 1, 0)] - x)) <= tol
+
+
 def grid_phase_ms(onset_s: float, fps: int = FRAME_GRID_FPS) -> float:
     """How long after an onset the first frame of the renderer's frame grid comes (0 up to one frame, in ms):
     a lamp that lights at `onset_s` is first seen in that frame."""
@@ -95,6 +120,8 @@ def main() -> None:
     n_bins = len(DISTANCE_BINS_S) - 1
     by_dist = {a: {k: np.zeros(n_bins) for k in ("seconds", "false", "hit", "events")} for a in ANCHORS}
     phase: dict[str, list[tuple[float, float]]] = defaultdict(list)  # kind -> (grid phase ms, signed offset ms)
+    # source fps -> [move seconds, false onsets in moves, of them near a judder frame, move seconds near one]
+    moving: dict[float, list[float]] = defaultdict(lambda: [0.0, 0, 0, 0.0])
     for work in args.work:
         report = json.loads((work / "out" / "report.json").read_text())
         joins_of = {Path(j["input"]["uri"]).stem: np.array(j.get("joins_s") or []) for j in report["jobs"]}
@@ -133,9 +160,23 @@ def main() -> None:
                     recall[k][1] += 1
                 count("hit", e["onset_s"], h)
                 count("events", e["onset_s"])
-            for x in false_onsets(det, ref, slides, pairs):
+            falses = np.array(false_onsets(det, ref, slides, pairs))
+            for x in falses:
                 causes[false_cause(x, t, ev, joins)] += 1
                 count("false", x)
+            fps = Fraction(*t["fps"])
+            judder = judder_times(fps, t["duration_s"])
+            ends = np.array(sorted(t["cuts_s"]) + [t["duration_s"]])
+            m = moving[round(float(fps), 2)]
+            for e in t["events"]:
+                if e["kind"] == "slide":  # the move, cut short by the scene's end (its sound stops there)
+                    t1 = min(e["onset_s"] + e["duration_s"], ends[ends > e["onset_s"]].min())
+                    grid = np.arange(e["onset_s"] + 0.0005, t1, 0.001)
+                    inside = falses[(falses > e["onset_s"]) & (falses < t1)]
+                    m[0] += len(grid) / 1000
+                    m[1] += len(inside)
+                    m[2] += int(near(inside, judder, 0.5 / FRAME_GRID_FPS).sum())
+                    m[3] += near(grid, judder, 0.5 / FRAME_GRID_FPS).sum() / 1000
     print(f"{len(args.work)} run(s), {minutes:.1f} minutes of clips\n\nrecall within +-100 ms")
     for k in sorted(recall):
         h, n = recall[k]
@@ -167,6 +208,13 @@ def main() -> None:
             if m.any():
                 print(f"    phase {lo:4.1f}-{hi:4.1f} ms  n {int(m.sum()):5d}  offset {off[m].mean():+6.1f} ms  "
                       f"|offset| {np.abs(off[m]).mean():5.1f} ms")
+    print(f"\nfalse onsets during a box's move by source frame rate: within half a frame of a judder frame "
+          f"(a double step of the {FRAME_GRID_FPS} fps picking) against the move time that near one")
+    for fps in sorted(moving):
+        sec, n, nj, secj = moving[fps]
+        if sec:
+            print(f"  {fps:6.2f} fps  moving {sec / 60:5.2f} min  false {n:4d} ({n / (sec / 60):5.1f} a minute)  "
+                  f"near judder {nj:4d} ({nj / max(n, 1):.0%}; chance {secj / sec:.0%})")
 
 
 if __name__ == "__main__":
