@@ -41,6 +41,11 @@ class GenStyle:
 
     source_fps_range: tuple[float, float] = (23.976, 60.0)
     source_fps_choices: tuple[float, ...] = ()  # non-empty: pick one of these instead of the range
+    # with choices: the share of clips whose rate is one of them (the rest draw from the range; 1: all, and
+    # no extra draw, so existing streams are unchanged). The standard rates' picking to 24 fps repeats a fixed
+    # judder (30 -> 24: a double step every 4th frame) at which the shipped model knocks while a box moves;
+    # session 19 fine-tuned the cue stage and the judge on half standard rates, to no effect (bench/RESULTS.md)
+    p_fps_choice: float = 1.0
     source_height_range: tuple[int, int] = (160, 1080)  # nominal source video height (resolution class)
     aspects: tuple[float, ...] = (16 / 9, 4 / 3, 1.0, 1.85, 2.39)  # width / height
     # render size / output size per axis for small outputs (analytic anti-aliasing already area-averages)
@@ -474,7 +479,7 @@ def _kind_of(obj) -> str:
 def sample_plan(rng: np.random.Generator, duration_s: float, style: GenStyle, source_fps: float | None = None) -> Plan:
     """Draw one clip's world: source rate, picture format, scenes (cuts), objects and their timing."""
     if source_fps is None:
-        if style.source_fps_choices:
+        if style.source_fps_choices and (style.p_fps_choice >= 1.0 or rng.random() < style.p_fps_choice):
             source_fps = float(style.source_fps_choices[int(rng.integers(len(style.source_fps_choices)))])
         else:
             source_fps = float(rng.uniform(*style.source_fps_range))

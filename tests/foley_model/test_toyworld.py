@@ -205,6 +205,25 @@ def test_captions_and_styles():
     assert 0 < train.p_contacts_on_frames < 1 and held.p_contacts_on_frames == 1
 
 
+def test_source_rates_can_mix_standard_rates_with_the_continuous_range():
+    """With p_fps_choice < 1 a style draws one of its standard rates (whose 24 fps picking repeats a fixed
+    judder) for about that share of its clips and any rate in the range for the rest; with 1 (the default)
+    always a choice, and the shipped training style draws from the range alone."""
+    standard = (24000 / 1001, 24.0, 25.0, 30000 / 1001, 30.0, 50.0, 60000 / 1001, 60.0)
+    mixed = dataclasses.replace(GenStyle.train(), source_fps_choices=standard, p_fps_choice=0.5)
+    rng = np.random.default_rng(0)
+    rates = [sample_plan(rng, 4.0, mixed).source_fps for _ in range(600)]
+    assert abs(np.mean([r in standard for r in rates]) - 0.5) < 0.07
+    assert all(mixed.source_fps_range[0] <= r <= mixed.source_fps_range[1] for r in rates)
+    assert {30000 / 1001, 30.0, 60.0} <= set(rates)
+    held = GenStyle.heldout()
+    assert held.p_fps_choice == 1 and all(sample_plan(rng, 4.0, held).source_fps in held.source_fps_choices
+                                          for _ in range(50))
+    train = GenStyle.train()
+    assert not train.source_fps_choices and not any(sample_plan(rng, 4.0, train).source_fps in standard
+                                                    for _ in range(50))
+
+
 def test_contacts_between_frames_follow_the_physics():
     """With p_contacts_on_frames 0 a ball's contacts fall where the physics puts them (mostly between
     frames); the ball touches the floor exactly then and is in the air on both sides."""
