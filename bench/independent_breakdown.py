@@ -100,8 +100,7 @@ def near(x: np.ndarray, times: np.ndarray, tol: float) -> np.ndarray:
     """For each of x, whether some of `times` lies within tol."""
     if not len(times):
         return np.zeros(len(x), bool)
-    i = np.clip(np.searchsorted(times, x), 1, len(times) - 1) if len(times) > 1 else np.zeros(len(x), int)
-    return np.minimum(np.abs(times[i] - x), np.abs(times[np.maximum(i - 1, 0)] - x)) <= tol
+    return (np.abs(np.asarray(x)[:, None] - times[None, :]) <= tol).any(axis=1)
 
 
 def grid_phase_ms(onset_s: float, fps: int = FRAME_GRID_FPS) -> float:

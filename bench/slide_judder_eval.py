@@ -26,7 +26,7 @@ from foley_model.checkpoint import load_checkpoint  # noqa: E402
 from foley_model.eval_run import EVAL_STREAM_SEED, render_clips  # noqa: E402
 from foley_model.evaluation.matching import match_onsets  # noqa: E402
 from foley_model.evaluation.onsets import detect_onsets  # noqa: E402
-from foley_model.evaluation.scoring import JUDGED, TOL_WIDE_S  # noqa: E402
+from foley_model.evaluation.scoring import JUDGED, TOL_WIDE_S, false_onsets  # noqa: E402
 from foley_model.toyworld import GenStyle, clip_seed, make_clip  # noqa: E402
 
 STREAM = 7  # held-out stream EVAL_STREAM_SEED + 7: neither the card's (0) nor the validation's
@@ -38,13 +38,10 @@ def false_onsets_by_place(audio: np.ndarray, sr: int, events: list) -> tuple[int
     det = detect_onsets(audio, sr)
     judged = [e for e in events if e.kind in JUDGED]
     matched = {i for i, _ in match_onsets(det, [e.onset_s for e in judged], TOL_WIDE_S)}
-    onsets = np.array([e.onset_s for e in events])
     duration = audio.shape[-1] / sr
     slides = [(e.onset_s, min(e.end_s, duration)) for e in events if e.kind == "slide"]
     inside = elsewhere = 0
-    for i, t in enumerate(det):
-        if i in matched or (len(onsets) and np.abs(onsets - t).min() <= TOL_WIDE_S):
-            continue
+    for t in false_onsets(det, events, matched):  # the scorer's rule, as `foley eval toyworld` counts them
         if any(a <= t < b for a, b in slides):
             inside += 1
         else:

@@ -53,6 +53,14 @@ class ClipScore:
         return f1(self.matched_100, self.n_detected, self.n_truth)
 
 
+def false_onsets(det: np.ndarray, events: Sequence, matched: set[int]) -> list[float]:
+    """The detections (seconds) that count as false: not in `matched` (indices of det paired at +-100 ms)
+    and farther than 100 ms from every ground-truth onset of any kind (slide starts included)."""
+    all_onsets = np.asarray([e.onset_s for e in events], dtype=np.float64)
+    return [float(t) for i, t in enumerate(det) if i not in matched
+            and (len(all_onsets) == 0 or np.min(np.abs(all_onsets - t)) > TOL_WIDE_S)]
+
+
 def score_clip(audio: np.ndarray, sample_rate_hz: int, events: Sequence,
                detected_s: np.ndarray | None = None) -> ClipScore:
     """Score generated ``audio`` (2, n) against the clip's ground-truth ``events`` (toyworld.Event).
@@ -74,10 +82,7 @@ def score_clip(audio: np.ndarray, sample_rate_hz: int, events: Sequence,
         if abs(e.x) >= CENTRE_X:
             side_n += 1
             side_ok += side_of(audio, sample_rate_hz, det[i]) == int(np.sign(e.x))
-    matched = {i for i, _ in m100}
-    all_onsets = np.asarray([e.onset_s for e in events], dtype=np.float64)
-    false = sum(1 for i, t in enumerate(det) if i not in matched
-                and (len(all_onsets) == 0 or np.min(np.abs(all_onsets - t)) > TOL_WIDE_S))
+    false = len(false_onsets(det, events, {i for i, _ in m100}))
     return ClipScore(len(truth), len(det), len(m50), len(m100), tuple(offsets), int(kind_ok), len(m100),
                      int(side_ok), side_n, int(false), float(duration_s))
 
