@@ -97,10 +97,8 @@ def judder_times(fps: Fraction, duration_s: float, grid_fps: int = FRAME_GRID_FP
 
 
 def near(x: np.ndarray, times: np.ndarray, tol: float) -> np.ndarray:
-    """For each of x, whether some of `times` lies within tol."""
-    if not len(times):
-        return np.zeros(len(x), bool)
-    return (np.abs(np.asarray(x)[:, None] - times[None, :]) <= tol).any(axis=1)
+    """For each of x, whether some of `times` lies within tol (none, where `times` is empty)."""
+    return (np.abs(np.asarray(x)[:, None] - np.asarray(times)[None, :]) <= tol).any(axis=1)
 
 
 def grid_phase_ms(onset_s: float, fps: int = FRAME_GRID_FPS) -> float:

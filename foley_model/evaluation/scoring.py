@@ -84,7 +84,7 @@ def score_clip(audio: np.ndarray, sample_rate_hz: int, events: Sequence,
             side_ok += side_of(audio, sample_rate_hz, det[i]) == int(np.sign(e.x))
     false = len(false_onsets(det, events, {i for i, _ in m100}))
     return ClipScore(len(truth), len(det), len(m50), len(m100), tuple(offsets), int(kind_ok), len(m100),
-                     int(side_ok), side_n, int(false), float(duration_s))
+                     int(side_ok), side_n, false, float(duration_s))
 
 
 def aggregate(scores: Sequence[ClipScore]) -> dict:

@@ -44,7 +44,9 @@ class GenStyle:
     # with choices: the share of clips whose rate is one of them (the rest draw from the range; 1: all, and
     # no extra draw, so existing streams are unchanged). The standard rates' picking to 24 fps repeats a fixed
     # judder (30 -> 24: a double step every 4th frame) at which the shipped model knocks while a box moves;
-    # session 19 fine-tuned the cue stage and the judge on half standard rates, to no effect (bench/RESULTS.md)
+    # session 19 fine-tuned the cue stage and the judge on half standard rates, to no effect; session 20
+    # extended the DiT stage (frame encoder included) on them: the knocks stayed, independent precision
+    # fell (bench/RESULTS.md)
     p_fps_choice: float = 1.0
     source_height_range: tuple[int, int] = (160, 1080)  # nominal source video height (resolution class)
     aspects: tuple[float, ...] = (16 / 9, 4 / 3, 1.0, 1.85, 2.39)  # width / height
