@@ -70,9 +70,15 @@ class FrameCNN(nn.Module):
     #: frames of context the features of one frame depend on, before and after it
     frame_context = 5
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, before: torch.Tensor | None = None) -> torch.Tensor:
+        """before: (B, T, 3, S, S) the picture 1/24 s before each frame (`foley_model.motion`); None: the
+        previous frame (the first frame: itself)."""
         B, T = x.shape[:2]
-        diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)  # (B, T, 3, S, S)
+        if before is None:
+            diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)  # (B, T, 3, S, S)
+        else:
+            assert before.shape == x.shape, f"{before.shape=} {x.shape=}"
+            diff = x - before  # (B, T, 3, S, S)
         h = torch.cat([x, diff * 4.0], dim=2).flatten(0, 1)  # (BT, 6, S, S)
         for conv in self.convs:
             h = F.silu(conv(h))  # (BT, C, S', S')

@@ -155,7 +155,7 @@ class FoleyModel(nn.Module):
         return self.text_in(text_feats), mask
 
     def encode_frames(self, x: torch.Tensor, shot_starts: Sequence[Sequence[int]] | None = None,
-                      frames_valid: Sequence[int] | None = None) -> torch.Tensor:
+                      frames_valid: Sequence[int] | None = None, before: torch.Tensor | None = None) -> torch.Tensor:
         """Frame features (B, Tf, D) of the resized frames x (B, Tf, 3, S, S) in [0, 1], at 24 fps.
 
         With `encoders.shot_split`, an item whose frames cut to a new shot (`frame_cuts`) is encoded
@@ -168,10 +168,14 @@ class FoleyModel(nn.Module):
         frames_valid: per item, how many leading frames are real pictures (the rest stand past the video's
         end). An item with fewer than Tf is encoded from its real frames alone and its last real frame's
         features stand for the rest, as a training clip's end looks (features clamped past the frames),
-        instead of a picture held still, which reads as a sudden stop. None: every frame is real."""
+        instead of a picture held still, which reads as a sudden stop. None: every frame is real.
+
+        before: (B, Tf, 3, S, S) the picture each frame's motion is measured against, 1/24 s before its own
+        source time (`foley_model.motion.pictures_before`); None: the previous frame. The first frame of a
+        shot is measured against itself either way."""
         if frames_valid is not None:
-            return self._clamp_past_end(x, shot_starts, frames_valid)
-        feats = self.frame_encoder(x)  # (B, Tf, D)
+            return self._clamp_past_end(x, shot_starts, frames_valid, before)
+        feats = self.frame_encoder(x, before)  # (B, Tf, D)
         if not self.cfg.encoders.shot_split:
             return feats
         ctx = FrameCNN.frame_context
@@ -186,24 +190,29 @@ class FoleyModel(nn.Module):
                 seg = x[b:b + 1, a:e]
                 held = torch.cat([seg[:, :1].expand(1, ctx, *seg.shape[2:]), seg,
                                   seg[:, -1:].expand(1, ctx, *seg.shape[2:])], dim=1)
-                parts.append(self.frame_encoder(held)[:, ctx:ctx + (e - a)])
+                ref = None
+                if before is not None:  # held copies and the shot's first frame: no motion
+                    ref = torch.cat([seg[:, :1].expand(1, ctx + 1, *seg.shape[2:]), before[b:b + 1, a + 1:e],
+                                     seg[:, -1:].expand(1, ctx, *seg.shape[2:])], dim=1)
+                parts.append(self.frame_encoder(held, ref)[:, ctx:ctx + (e - a)])
             feats = torch.cat([feats[:b], torch.cat(parts, dim=1), feats[b + 1:]], dim=0)
         return feats
 
     def _clamp_past_end(self, x: torch.Tensor, shot_starts: Sequence[Sequence[int]] | None,
-                        frames_valid: Sequence[int]) -> torch.Tensor:
+                        frames_valid: Sequence[int], before: torch.Tensor | None = None) -> torch.Tensor:
         """`encode_frames` with the items that have frames past the end re-encoded from their real frames."""
         B, Tf = x.shape[:2]
         assert len(frames_valid) == B and all(v >= 1 for v in frames_valid), f"{frames_valid=}"
         found = frame_cuts(x, self.cfg.encoders.sync_fps) if shot_starts is None else shot_starts
-        feats = self.encode_frames(x, found)  # (B, Tf, D): items with every frame real keep these
+        feats = self.encode_frames(x, found, before=before)  # (B, Tf, D): items with every frame real keep these
         short = [b for b in range(B) if frames_valid[b] < Tf]
         if not short:
             return feats
         feats = feats.clone()
         for b in short:
             v = int(frames_valid[b])
-            real = self.encode_frames(x[b:b + 1, :v], [[c for c in found[b] if c < v]])  # (1, v, D)
+            ref = None if before is None else before[b:b + 1, :v]
+            real = self.encode_frames(x[b:b + 1, :v], [[c for c in found[b] if c < v]], before=ref)  # (1, v, D)
             feats[b, :v] = real[0]
             feats[b, v:] = real[0, -1]
         return feats
@@ -213,7 +222,8 @@ class FoleyModel(nn.Module):
                            sync_feats: torch.Tensor | None = None, semantic_feats: torch.Tensor | None = None,
                            text_feats: torch.Tensor | None = None, num_visual_tokens: int | None = None,
                            shot_starts: Sequence[Sequence[int]] | None = None, cue: bool = True,
-                           frames_valid: Sequence[int] | None = None) -> Conditions:
+                           frames_valid: Sequence[int] | None = None,
+                           frames_before: torch.Tensor | None = None) -> Conditions:
         """Encode a batch of windows once.
 
         frames: (B, Tf, H, W, 3) RGB uint8 (or float in [0, 1]) at 24 fps, any size; frame k of item b
@@ -229,6 +239,8 @@ class FoleyModel(nn.Module):
         (as `frame_cuts` finds them; default: found here). cue False: no judge cue, and the judge does not run
         (the DiT stage withholds the cue from every item). frames_valid: per item, how many leading frames
         are real pictures, the rest standing past the video's end (`encode_frames`; default: all).
+        frames_before: like frames, the picture 1/24 s before each frame's own source time, when the caller
+        has the source's frames (`foley_model.motion.pictures_before`; default: the previous frame).
         """
         cfg, enc, dev = self.cfg, self.cfg.encoders, self.device
         B = len(captions)
@@ -254,7 +266,8 @@ class FoleyModel(nn.Module):
         zero = torch.zeros(B, device=dev)
         if enc.kind == "tiny":
             x = frames_to_float(frames.to(dev), enc.frame_size)  # (B, Tf, 3, S, S)
-            feats = self.encode_frames(x, shot_starts, frames_valid)  # (B, Tf, D)
+            ref = None if frames_before is None else frames_to_float(frames_before.to(dev), enc.frame_size)
+            feats = self.encode_frames(x, shot_starts, frames_valid, ref)  # (B, Tf, D)
             sync = self.sync_in(resample_by_time(feats, zero, enc.sync_fps, rel(lat_times)))  # (B, T, D)
             offs = torch.tensor([-1.0, 0.0, 1.0], device=dev, dtype=torch.float64) / enc.sync_fps
             tok_t = start[:, None, None] + tok_rel[None, :, None] + offs  # (B, Lv, 3)

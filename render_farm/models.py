@@ -45,6 +45,8 @@ class WindowInput:
     num_latent_frames: int
     start_frame: int
     frames_real: int | None = None  # leading frames that show real pictures (the rest: past the video's end)
+    frames_before: np.ndarray | None = None  # (Tf, H, W, 3) the picture 1/24 s before each frame (a proxy at the
+    # source's rate, `steps.render.window_pictures`); None: the previous frame
 
 
 @dataclass
@@ -154,6 +156,12 @@ class ModelHandle:
         t0 = time.perf_counter()
         Tf = max(w.frames.shape[0] for w in inputs)
         frames = np.stack([np.concatenate([w.frames, np.repeat(w.frames[-1:], Tf - len(w.frames), 0)]) for w in inputs])
+        with_before = [w.frames_before is not None for w in inputs]
+        assert all(with_before) or not any(with_before), "a batch's windows come from one proxy: all or no references"
+        before = None
+        if all(with_before):  # padding frames hold the last picture: measured against itself, no motion
+            before = torch.from_numpy(np.stack([np.concatenate([w.frames_before, np.repeat(w.frames[-1:], Tf - len(w.frames), 0)])
+                                                for w in inputs]))
         # spec "clamp": a window whose frames run past the video's end is encoded from its real frames only
         # (`FoleyModel.encode_frames`); "hold" (jobs stored before) reads the held picture as it did
         real = [w.frames_real if w.frames_real is not None and w.frames_real < len(w.frames) else Tf for w in inputs]
@@ -165,7 +173,7 @@ class ModelHandle:
             duration_s=[w.num_latent_frames / rate for w in inputs],
             frames_start_s=[w.frames_t0_s for w in inputs],
             num_latent_frames=T, num_visual_tokens=self.visual_tokens(T) if padded_frames else None,
-            frames_valid=valid)
+            frames_valid=valid, frames_before=before)
         stacks = [n if n.ndim == 3 else n[None] for n in noises]  # (N, T_i, C) each
         n_cand = stacks[0].shape[0]
         assert all(n.shape[0] == n_cand for n in stacks), "every window needs the same number of candidates"

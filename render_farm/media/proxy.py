@@ -29,6 +29,8 @@ from render_farm.timeline.latent_time import Number, exact
 log = logging.getLogger(__name__)
 
 PROXY_PRESET = "veryfast"
+#: a proxy at the source's rate keeps at most this many frames a second (`source_proxy_rate`)
+MAX_SOURCE_PROXY_FPS = 60
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,18 @@ def make_proxy(src: str | os.PathLike[str], dst: str | os.PathLike[str], fps: Nu
     return Proxy(dst_path, width, height, rate, count)
 
 
+def source_proxy_rate(source_fps: Fraction) -> Fraction:
+    """The rate of a proxy that keeps the source's own frames: the source's nominal (for VFR: average)
+    rate, divided by the smallest whole number that brings it to `MAX_SOURCE_PROXY_FPS` or below (a
+    120 fps source keeps every 2nd frame: evenly spaced, no judder)."""
+    rate = Fraction(source_fps)
+    if rate <= 0:
+        raise InvalidInput(f"the source's frame rate {rate} is not positive")
+    return rate / math.ceil(rate / MAX_SOURCE_PROXY_FPS)
+
+
 def make_proxy_as(src: str | os.PathLike[str], dst: str | os.PathLike[str], fmt: str | ProxyFormat) -> Proxy:
     """`make_proxy` in a named format (`proxy_formats.PROXY_FORMATS`): what ingest and reproduce call."""
     f = proxy_format(fmt) if isinstance(fmt, str) else fmt
-    return make_proxy(src, dst, f.fps, f.short_side_px, crf=f.crf)
+    fps = f.fps if f.fps is not None else source_proxy_rate(probe(os.fspath(src)).video.frame_rate)
+    return make_proxy(src, dst, fps, f.short_side_px, crf=f.crf)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ProxyFormat:
     name: str  # also the proxy's file name in the blob store (`steps.keys.proxy_key`)
-    fps: int
+    fps: int | None  # None: the source's own frame rate (`proxy.source_proxy_rate`)
     short_side_px: int
     crf: int  # libx264 constant rate factor (lower: closer to the master)
 
@@ -22,6 +22,10 @@ PROXY_FORMATS: dict[str, ProxyFormat] = {f.name: f for f in (
     ProxyFormat("p1-24fps-144p", 24, 144, 26),
     # Near-transparent at the model's input size: F1 0.841 at CRF 10, 0.824 at 18; ~4x p1's bytes.
     ProxyFormat("p2-24fps-144p-crf12", 24, 144, 12),
+    # The source's own frames (rate capped at 60): the frame encoder measures motion over exactly 1/24 s
+    # of source time (`foley_model.motion`), so a steady move at 30 or 60 fps is not a jerk at every
+    # 4th or 2nd frame of the 24 fps grid. Up to 2.5x p2's frames to decode.
+    ProxyFormat("p3-source-fps-144p-crf12", None, 144, 12),
 )}
 
 #: the format new jobs are planned with

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import time
 from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
 
+from foley_model.motion import MOTION_LAG_S, grid_picks, pictures_before
 from render_farm.context import StepContext
-from render_farm.media.frames import iter_frames
+from render_farm.media.frames import iter_frames, num_output_frames
+from render_farm.media.proxy_formats import proxy_format
 from render_farm.models import WindowInput, model_for_spec
 from render_farm.spec import RenderSpec
 from render_farm.steps import STEP_ASSEMBLE
@@ -57,6 +60,15 @@ class PlannedWindow(NamedTuple):
     shot_to: int | None = None
 
 
+class WindowPictures(NamedTuple):
+    """What a window's frame encoder reads (`window_pictures`)."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8 on the 24 fps grid
+    t0: Fraction  # time of frames[0]
+    real: int  # leading frames that show real pictures (the rest: the hold past the video's end)
+    before: np.ndarray | None  # (T, H, W, 3) uint8, the picture 1/24 s before each frame; None: the previous frame
+
+
 def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[int, int], video_end_s: float,
                   context: int = 0, shot: tuple[int | None, int | None] = (None, None), *,
                   with_real: bool = False) -> tuple[np.ndarray, Fraction] | tuple[np.ndarray, Fraction, int]:
@@ -71,10 +83,47 @@ def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[in
     with_real: also return how many leading frames show real pictures, the rest being the hold past the
     video's end (at least 1: a window wholly past the end counts its held picture as real).
     """
+    p = window_pictures(proxy_path, start_s, end_s, size, video_end_s, context, shot)
+    return (p.frames, p.t0, p.real) if with_real else (p.frames, p.t0)
+
+
+def _grid_span(start_s: Fraction, end_s: Fraction, video_end_s: float, context: int) -> tuple[int, int, Fraction]:
+    """(k0, k1, stop): grid frames [k0, k1) of a window with its context, and where real pictures stop."""
     k0 = max(int(start_s * SYNC_FPS) - context, 0)  # floor
     k1 = -(-end_s.numerator * SYNC_FPS // end_s.denominator) + context  # ceil(end_s * 24)
+    return k0, k1, min(Fraction(k1, SYNC_FPS), Fraction(video_end_s))
+
+
+def _shot_bounds(shot: tuple[int | None, int | None], k0: int, n: int) -> tuple[int, int]:
+    """(first, last) window-relative frames a `shot` = (from, to) on the 24 fps grid lets the window show."""
+    lo, hi = shot
+    first = 0 if lo is None else min(max(lo - k0, 0), n - 1)
+    last = n - 1 if hi is None else min(max(hi - 1 - k0, 0), n - 1)
+    assert first <= last, f"picture bounds {shot} leave no frame of [{k0}, {k0 + n})"
+    return first, last
+
+
+def window_pictures(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[int, int], video_end_s: float,
+                    context: int = 0, shot: tuple[int | None, int | None] = (None, None),
+                    proxy_fps: Fraction | int = SYNC_FPS) -> WindowPictures:
+    """`window_frames` (with how many frames are real) from a proxy at `proxy_fps`.
+
+    A 24 fps proxy gives the grid's frames and no reference pictures (the encoder measures motion against
+    the previous frame). A proxy at the source's rate (`proxy_formats`, fps None) gives the same grid
+    frames, picked as a 24 fps proxy picks them, and for each the picture 1/24 s before its own source
+    time (`foley_model.motion.pictures_before`), so the encoder sees steady motion where the source is
+    steady. Held frames (past the end, beyond the shot bounds) and the first frame of the window's shot
+    show no motion."""
+    k0, k1, stop = _grid_span(start_s, end_s, video_end_s, context)
+    rate = Fraction(proxy_fps)
+    if rate == SYNC_FPS:
+        return _grid_proxy_pictures(proxy_path, k0, k1, stop, size, shot)
+    return _source_proxy_pictures(proxy_path, rate, k0, k1, stop, size, shot)
+
+
+def _grid_proxy_pictures(proxy_path, k0: int, k1: int, stop: Fraction, size: tuple[int, int],
+                         shot: tuple[int | None, int | None]) -> WindowPictures:
     t0 = Fraction(k0, SYNC_FPS)
-    stop = min(Fraction(k1, SYNC_FPS), Fraction(video_end_s))
     frames = [f.rgb for f in iter_frames(proxy_path, SYNC_FPS, size, start_s=t0, end_s=stop)] if stop > t0 else []
     n_real = max(1, min(len(frames), k1 - k0))
     if not frames:
@@ -84,13 +133,44 @@ def window_frames(proxy_path, start_s: Fraction, end_s: Fraction, size: tuple[in
     while len(frames) < k1 - k0:
         frames.append(frames[-1])
     frames = frames[: k1 - k0]
-    lo, hi = shot
-    if lo is not None or hi is not None:
-        first = 0 if lo is None else min(max(lo - k0, 0), len(frames) - 1)
-        last = len(frames) - 1 if hi is None else min(max(hi - 1 - k0, 0), len(frames) - 1)
-        assert first <= last, f"picture bounds {shot} leave no frame of [{k0}, {k1})"
+    if shot != (None, None):
+        first, last = _shot_bounds(shot, k0, len(frames))
         frames = [frames[min(max(i, first), last)] for i in range(len(frames))]
-    return (np.stack(frames), t0, n_real) if with_real else (np.stack(frames), t0)
+    return WindowPictures(np.stack(frames), t0, n_real, None)
+
+
+def _source_proxy_pictures(proxy_path, rate: Fraction, k0: int, k1: int, stop: Fraction, size: tuple[int, int],
+                           shot: tuple[int | None, int | None]) -> WindowPictures:
+    n, t0 = k1 - k0, Fraction(k0, SYNC_FPS)
+    n_real = num_output_frames(t0, stop, SYNC_FPS) if stop > t0 else 0
+    # source frames from one motion lag (and a frame) before the first grid frame to the last real one
+    j0 = max(math.floor((t0 - MOTION_LAG_S) * rate) - 1, 0)
+    j1 = math.floor((t0 + Fraction(max(n_real, 1) - 1, SYNC_FPS)) * rate) + 1
+    src_t0 = Fraction(j0) / rate
+    src = [f.rgb for f in iter_frames(proxy_path, rate, size, start_s=src_t0, end_s=Fraction(j1) / rate)]
+    if n_real == 0 or not src:
+        # A window beyond the last decodable frame: hold the last picture of the video.
+        tail = [f.rgb for f in iter_frames(proxy_path, rate, size, start_s=max(Fraction(0), stop - 1 / rate))]
+        held = tail[-1] if tail else np.zeros((size[1], size[0], 3), np.uint8)
+        frames = np.repeat(held[None], n, axis=0)
+        return WindowPictures(frames, t0, 1, frames.copy())
+    src_arr = np.stack(src)  # (Ns, H, W, 3)
+    picks = grid_picks(src_t0, rate, len(src_arr), t0, Fraction(SYNC_FPS), n_real)  # (n_real,)
+    shown = np.minimum(np.arange(n), n_real - 1)  # window frame -> real frame it shows (the hold past the end)
+    first, last = _shot_bounds(shot, k0, n) if shot != (None, None) else (0, n - 1)
+    shown = shown[np.clip(np.arange(n), first, last)]
+    # frames showing their own real picture move; with a lower shot bound, not its first frame (the cut),
+    # and no reference reaches back before that frame's picture
+    from_frame = first if shot[0] is None else first + 1
+    moving = np.zeros(n, dtype=bool)
+    moving[from_frame:min(last, n_real - 1) + 1] = True
+    floor = 0 if shot[0] is None else int(picks[min(first, n_real - 1)])
+    frames = src_arr[picks[shown]]  # (n, H, W, 3)
+    before = frames.copy()
+    if moving.any():
+        before[moving] = pictures_before(src_arr, rate, picks[shown[moving]],
+                                         min_index=np.full(int(moving.sum()), floor))
+    return WindowPictures(frames, t0, max(1, min(n_real, n)), before)
 
 
 def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
@@ -167,15 +247,18 @@ def render_window_batch(ctx: StepContext, job_id: str, spec: RenderSpec, seed: i
         ctx.store.get_file(proxy_key(input_sha, spec.proxy), proxy)
     from render_farm.media.probe import probe
 
-    video_end_s = probe(proxy).duration_s
+    info = probe(proxy)
+    video_end_s = info.duration_s
+    proxy_fps = proxy_format(spec.proxy).fps or info.video.frame_rate  # None: a proxy at the source's rate
     rate = model.latent_rate_hz
     inputs, noises = [], []
     for w in plan:
         start_s, end_s = frame_to_seconds(w.start, rate), frame_to_seconds(w.end, rate)
-        frames, t0, n_real = window_frames(proxy, start_s, end_s, model.frame_size, video_end_s, model.frame_context,
-                                           shot=(w.shot_from, w.shot_to), with_real=True)
-        inputs.append(WindowInput(frames=frames, frames_t0_s=float(t0), start_s=float(start_s),
-                                  num_latent_frames=w.end - w.start, start_frame=w.start, frames_real=n_real))
+        pics = window_pictures(proxy, start_s, end_s, model.frame_size, video_end_s, model.frame_context,
+                               shot=(w.shot_from, w.shot_to), proxy_fps=proxy_fps)
+        inputs.append(WindowInput(frames=pics.frames, frames_t0_s=float(pics.t0), start_s=float(start_s),
+                                  num_latent_frames=w.end - w.start, start_frame=w.start, frames_real=pics.real,
+                                  frames_before=pics.before))
         noises.append(np.stack([timeline_noise(candidate_seed(seed, k), w.start, w.end, model.latent_channels)
                                 for k in range(spec.candidates or 1)]))  # (N, T, C)
     if timings is not None:

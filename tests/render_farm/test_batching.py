@@ -76,9 +76,9 @@ def test_a_bucket_fixes_the_batch_shape_conditions_once_cfg_in_one_pass(handle, 
         dit_calls.append(tuple(tuple(a.shape) for a in (x, t, *args)))
         return dit_forward(x, t, *args)
 
-    def spy_encoder(x):
+    def spy_encoder(x, before=None):
         encoder_calls.append(x.shape[0])
-        return encoder_forward(x)
+        return encoder_forward(x, before)
 
     monkeypatch.setattr(model.dit, "forward", spy_dit)
     monkeypatch.setattr(model.frame_encoder, "forward", spy_encoder)
