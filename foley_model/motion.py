@@ -10,7 +10,7 @@ With the source's frames at hand (a proxy at the source's rate), `pictures_befor
 frame the picture exactly 1/24 s before the picked frame's own time, a linear blend of the two source
 frames around it. The differences then measure 1/24 s of motion at every frame: a steady move is
 steady. On a 24 fps source it is the previous frame, so nothing changes there. The reference never
-reaches back across a shot cut (found on the source frames, `shots.detect_cuts`) nor past `min_index`:
+reaches back across a shot cut (found on the source frames, `shots.shot_starts`) nor past `min_index`:
 the first picture of a shot has no motion, as the encoder's own shot split gives it.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .shots import THUMB, ShotError, detect_cuts
+from .shots import shot_starts
 
 #: the time step the frame encoder's differences were trained on: one frame of the 24 fps grid
 MOTION_LAG_S = Fraction(1, 24)
@@ -42,11 +42,7 @@ def shot_floor(src: np.ndarray, src_fps: Fraction) -> np.ndarray:
     """Per source frame, the index of the first frame of its shot (cuts found on the frames themselves;
     frames too small for the detector are one shot)."""
     floor = np.zeros(len(src), dtype=np.int64)
-    try:
-        cuts = detect_cuts(src, src_fps) if src.shape[1] >= THUMB and src.shape[2] >= THUMB else []
-    except ShotError:
-        cuts = []
-    for c in cuts:
+    for c in shot_starts(src, src_fps):
         floor[c:] = c
     return floor
 

@@ -155,13 +155,15 @@ class ModelHandle:
         rt = self.runtime(placement)
         t0 = time.perf_counter()
         Tf = max(w.frames.shape[0] for w in inputs)
-        frames = np.stack([np.concatenate([w.frames, np.repeat(w.frames[-1:], Tf - len(w.frames), 0)]) for w in inputs])
+
+        def held(w: WindowInput, pictures: np.ndarray) -> np.ndarray:  # padded to Tf frames holding the last picture
+            return np.concatenate([pictures, np.repeat(w.frames[-1:], Tf - len(w.frames), 0)])
+
+        frames = np.stack([held(w, w.frames) for w in inputs])
         with_before = [w.frames_before is not None for w in inputs]
         assert all(with_before) or not any(with_before), "a batch's windows come from one proxy: all or no references"
-        before = None
-        if all(with_before):  # padding frames hold the last picture: measured against itself, no motion
-            before = torch.from_numpy(np.stack([np.concatenate([w.frames_before, np.repeat(w.frames[-1:], Tf - len(w.frames), 0)])
-                                                for w in inputs]))
+        # padding frames hold the last picture: measured against itself, no motion
+        before = torch.from_numpy(np.stack([held(w, w.frames_before) for w in inputs])) if all(with_before) else None
         # spec "clamp": a window whose frames run past the video's end is encoded from its real frames only
         # (`FoleyModel.encode_frames`); "hold" (jobs stored before) reads the held picture as it did
         real = [w.frames_real if w.frames_real is not None and w.frames_real < len(w.frames) else Tf for w in inputs]

@@ -170,7 +170,7 @@ def _source_proxy_pictures(proxy_path, rate: Fraction, k0: int, k1: int, stop: F
     if moving.any():
         before[moving] = pictures_before(src_arr, rate, picks[shown[moving]],
                                          min_index=np.full(int(moving.sum()), floor))
-    return WindowPictures(frames, t0, max(1, min(n_real, n)), before)
+    return WindowPictures(frames, t0, n_real, before)
 
 
 def render_batch(ctx: StepContext, job_id: str, batch_index: int) -> None:
